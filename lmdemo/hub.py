@@ -1,0 +1,90 @@
+"""Reaching the Hugging Face Hub: allow-list, reachability check, local mirror.
+
+The hub is optional. It is off when `HF_HUB_OFFLINE=1` or `LMDEMO_HUB=0`; a public deployment can
+restrict it to an allow-list (`LMDEMO_HUB_ALLOW=gpt2,distilgpt2`). An operator (never a user) can
+point `LMDEMO_HUB_MIRROR` at a local folder laid out as `<mirror>/<org>/<name>` with the same files
+the hub serves; the loader then reads from there through the same code path. The reachability check
+answers within `LMDEMO_HUB_TIMEOUT` seconds, so an unreachable hub gives a clear message, not a hang.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+from lmdemo.config import settings
+from lmdemo.errors import UserError
+
+_HUB_HOST = ("huggingface.co", 443)
+_CHECK_TTL_S = 60.0
+_last_check: dict[str, tuple[float, bool]] = {}  # a tiny TTL cache of the reachability probe
+
+
+def mirror_dir() -> Path | None:
+    raw = os.environ.get("LMDEMO_HUB_MIRROR", "").strip()
+    return Path(raw) if raw else None
+
+
+def hub_disabled_reason() -> str | None:
+    """Why hub models cannot be used at all, or None."""
+    if not settings().hub_enabled:
+        return "Hub models are turned off on this server (LMDEMO_HUB=0)."
+    if os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "True") and mirror_dir() is None:
+        return "The Hugging Face Hub is offline here (HF_HUB_OFFLINE=1); use an embedded model."
+    return None
+
+
+def check_allowed(model_id: str) -> None:
+    allow = settings().hub_allow
+    if allow and model_id not in allow:
+        raise UserError(f"Hub model {model_id!r} is not allowed on this server. Allowed: "
+                        + ", ".join(allow))
+
+
+def _probe() -> bool:
+    now = time.monotonic()
+    cached = _last_check.get("hub")
+    if cached and now - cached[0] < _CHECK_TTL_S:
+        return cached[1]
+    try:
+        with socket.create_connection(_HUB_HOST, timeout=settings().hub_timeout_s):
+            ok = True
+    except OSError:
+        ok = False
+    _last_check["hub"] = (now, ok)
+    return ok
+
+
+def hub_reachable(model_id: str | None = None) -> bool:
+    """Whether a hub model can be loaded now (allow-list, offline flags, mirror, network)."""
+    if hub_disabled_reason():
+        return False
+    if model_id is not None:
+        try:
+            check_allowed(model_id)
+        except UserError:
+            return False
+    mirror = mirror_dir()
+    if mirror is not None:
+        return model_id is None or (mirror / model_id / "config.json").exists()
+    return _probe()
+
+
+def resolve(model_id: str) -> str:
+    """The location to hand to from_pretrained for a hub id, or a UserError saying why not."""
+    reason = hub_disabled_reason()
+    if reason:
+        raise UserError(f"Cannot load {model_id!r}: {reason}")
+    check_allowed(model_id)
+    mirror = mirror_dir()
+    if mirror is not None:
+        path = mirror / model_id
+        if not (path / "config.json").exists():
+            raise UserError(f"Hub model {model_id!r} is not in this server's mirror.")
+        return str(path)
+    if not _probe():
+        raise UserError(f"Cannot load {model_id!r}: the Hugging Face Hub is not reachable from "
+                        "this server. Use an embedded model such as tiny-gpt or minilm.")
+    return model_id

@@ -1,0 +1,191 @@
+"""The only module that loads weights: cached loaders for every model in the registry.
+
+`load(model_id)` returns a `Loaded` bundle (model in eval mode, tokenizer, spec, device). One copy
+per (id, device, dtype) per process is shared by every Streamlit page, the Gradio app and the CLI.
+Models load with eager attention (so attention weights can be returned), `use_safetensors=True`,
+and never `trust_remote_code`. Fine-tuning gets a fresh, uncached copy from `fresh_classifier`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lmdemo.device import dtype_name, pick_device, pick_dtype
+from lmdemo.errors import UserError
+from lmdemo.registry import ModelSpec, embedded_available, get_spec
+
+_CACHE: dict[tuple, Loaded] = {}  # (id, location, device, dtype) -> Loaded; one per process
+_LOCK = threading.Lock()
+_HF_KW = {"use_safetensors": True, "trust_remote_code": False}
+LABELS = {0: "negative", 1: "positive"}
+
+
+@dataclass
+class Loaded:
+    """A loaded model: what every service receives."""
+
+    spec: ModelSpec
+    model: Any  # torch.nn.Module in eval mode
+    tokenizer: Any  # a transformers fast tokenizer
+    device: str
+    dtype: Any
+
+    @property
+    def max_positions(self) -> int:
+        cfg = getattr(self.model, "config", None)
+        for name in ("n_positions", "max_position_embeddings", "max_len"):
+            value = getattr(cfg, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return 100_000
+
+
+def _location(spec: ModelSpec) -> str:
+    if spec.source == "hub":
+        from lmdemo.hub import resolve
+
+        return resolve(spec.location)
+    if not embedded_available(spec):
+        raise UserError(f"The files of model {spec.id!r} are missing from this installation "
+                        f"({spec.location or 'no location'}).")
+    return spec.location
+
+
+def _hub_errors(spec: ModelSpec, exc: Exception) -> UserError:
+    return UserError(f"Could not load {spec.id!r}: {type(exc).__name__}: {str(exc)[:300]}")
+
+
+def _tokenizer(location: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(location, trust_remote_code=False)
+
+
+def _kind_from_config(location: str) -> str:
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(location, trust_remote_code=False)
+    archs = " ".join(getattr(cfg, "architectures", None) or [])
+    if "ForSequenceClassification" in archs:
+        return "classifier"
+    if "CausalLM" in archs or "LMHeadModel" in archs or getattr(cfg, "is_decoder", False):
+        return "causal-lm"
+    return "encoder"
+
+
+def _load_hf(spec: ModelSpec, location: str, dtype):
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    cls = AutoModelForCausalLM if spec.kind == "causal-lm" else AutoModel
+    model = cls.from_pretrained(location, attn_implementation="eager", dtype=dtype, **_HF_KW)
+    return model, _tokenizer(location)
+
+
+def _load_recurrent(location: str, dtype):
+    from safetensors.torch import load_file
+
+    from lmdemo.recurrent import RecurrentConfig, RecurrentLM
+
+    folder = Path(location)
+    cfg = RecurrentConfig(**json.loads((folder / "config.json").read_text()))
+    model = RecurrentLM(cfg)
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    return model.to(dtype), _tokenizer(location)
+
+
+def _classifier_base_location(base_id: str) -> str:
+    base = get_spec(base_id)
+    if base.kind != "encoder":
+        raise UserError(f"{base_id!r} is a {base.kind}, not an encoder to fine-tune.")
+    return _location(base)
+
+
+def _load_classifier(spec: ModelSpec, location: str, dtype):
+    from transformers import AutoModelForSequenceClassification
+
+    folder = Path(location)
+    if (folder / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        base_loc = _classifier_base_location(spec.base or "minilm")
+        model = _classifier_from(base_loc, dtype)
+        model = PeftModel.from_pretrained(model, location).merge_and_unload()
+        return model, _tokenizer(base_loc)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        location, attn_implementation="eager", dtype=dtype, **_HF_KW)
+    return model, _tokenizer(location)
+
+
+def _classifier_from(location: str, dtype):
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(
+        location, num_labels=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()},
+        attn_implementation="eager", dtype=dtype, **_HF_KW)
+
+
+def load(model_id: str, kinds: tuple[str, ...] | None = None, device: str | None = None) -> Loaded:
+    """Load (once per process) and return a model by id, checking it is of one of `kinds`."""
+    spec = get_spec(model_id)
+    if kinds and spec.source != "hub" and spec.kind not in kinds:
+        raise UserError(f"{spec.id!r} is a {spec.kind} model; this needs a "
+                        f"{' or '.join(kinds)} model.")
+    dev = pick_device(device)
+    dtype = pick_dtype(dev)
+    location = _location(spec)
+    key = (spec.id, location, dev, dtype_name(dtype))
+    with _LOCK:
+        if key in _CACHE:
+            return _check_kind(_CACHE[key], kinds)
+        loaded = _load_uncached(spec, location, dev, dtype)
+        _CACHE[key] = loaded
+    return _check_kind(loaded, kinds)
+
+
+def _check_kind(loaded: Loaded, kinds: tuple[str, ...] | None) -> Loaded:
+    if kinds and loaded.spec.kind not in kinds:
+        raise UserError(f"{loaded.spec.id!r} is a {loaded.spec.kind} model; this needs a "
+                        f"{' or '.join(kinds)} model.")
+    return loaded
+
+
+def _load_uncached(spec: ModelSpec, location: str, dev: str, dtype) -> Loaded:
+    import dataclasses
+
+    try:
+        if spec.source == "hub":
+            kind = _kind_from_config(location)
+            causal = kind == "causal-lm"
+            loader = {"causal-lm": "hf-causal", "classifier": "hf-classifier"}.get(kind, "hf-encoder")
+            spec = dataclasses.replace(spec, kind=kind, causal=causal, loader=loader)
+        if spec.loader == "recurrent":
+            model, tok = _load_recurrent(location, dtype)
+        elif spec.loader == "hf-classifier":
+            model, tok = _load_classifier(spec, location, dtype)
+        else:
+            model, tok = _load_hf(spec, location, dtype)
+    except UserError:
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise _hub_errors(spec, exc) from exc
+    model.to(dev).eval()
+    return Loaded(spec=spec, model=model, tokenizer=tok, device=dev, dtype=dtype)
+
+
+def fresh_classifier(base_id: str, dtype=None):
+    """A new, uncached sequence classifier built on an encoder, for fine-tuning; and its tokenizer."""
+    import torch
+
+    location = _classifier_base_location(base_id)
+    model = _classifier_from(location, dtype or torch.float32)
+    return model, _tokenizer(location)
+
+
+def clear_cache() -> None:
+    """Forget every loaded model (tests use it; the app never needs to)."""
+    with _LOCK:
+        _CACHE.clear()
