@@ -1,0 +1,23 @@
+"""The list of pages, in tour order: app.py builds the navigation from it, the home page links it,
+and the tests open every page listed here. Add a page by adding one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    file: str  # path relative to the repository root
+    title: str  # shown in the navigation
+    icon: str  # a Material icon name or an emoji
+    url_path: str  # the page's address: http://host/<url_path>
+    blurb: str  # one line for the home page's tour
+
+
+PAGES: tuple[PageInfo, ...] = (
+    PageInfo("pages/home.py", "Home", ":material/home:", "home",
+             "What a language model is, and the tour of this app."),
+    # tour pages (one line each, in tour order)
+)

@@ -1,0 +1,13 @@
+"""Home: what a language model is, and the tour of the pages."""
+
+import streamlit as st
+
+from pages import ui
+from pages.catalog import PAGES
+
+ui.page("lmdemo — see how language models work", "intro", "home")
+st.subheader("The tour")
+for info in PAGES[1:]:
+    st.page_link(info.file, label=f"**{info.title}** — {info.blurb}", icon=info.icon)
+st.markdown(ui.prose("home", "ideas"))
+ui.share_hint()

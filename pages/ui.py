@@ -1,0 +1,142 @@
+"""Widgets and scaffolding shared by every Streamlit page.
+
+A page calls `ui.page(...)` once, picks its inputs with the helpers here (each bound to the URL
+query string, so a copied link restores the same view), calls one lmdemo service per panel inside
+`ui.guard()`, and draws with `ui.chart(...)`, which adds the PNG and CSV exports. The only module
+in pages/ that knows about presenter mode, query parameters, export buttons and error display.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import streamlit as st
+
+from lmdemo.errors import UserError
+
+TEXT_DIR = Path(__file__).resolve().parent / "text"
+URL = {"bind": "query-params"}  # widgets with this keep their value in the page's URL
+PRESENTER_CSS = """
+<style>
+html, body, [data-testid="stAppViewContainer"] { font-size: 1.35rem; }
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"] { display: none; }
+.block-container { max-width: 100% !important; padding-top: 1rem; }
+h1 { font-size: 3rem !important; }
+</style>
+"""
+
+
+def page(title: str, intro_key: str | None = None, text_file: str | None = None) -> None:
+    """Title, presenter mode and the page's introduction (from pages/text/<file>.md)."""
+    presenter = st.sidebar.toggle("Presenter mode", key="present", help=(
+        "Large fonts, wide layout, no sidebar: for talks. Remove ?present=true from the "
+        "address to leave it."), **URL)
+    if presenter:
+        st.html(PRESENTER_CSS)
+    st.title(title)
+    if text_file and intro_key:
+        st.markdown(prose(text_file, intro_key))
+
+
+def prose(text_file: str, section: str) -> str:
+    """One section of a page's explanatory text: the part after `<!-- section -->`."""
+    raw = (TEXT_DIR / f"{text_file}.md").read_text(encoding="utf-8")
+    parts = re.split(r"<!--\s*([\w-]+)\s*-->", raw)
+    sections = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+    return sections.get(section, "")
+
+
+@contextlib.contextmanager
+def guard(what: str = "This panel") -> Iterator[None]:
+    """Show a UserError as a clear message (st.error) and any other failure as a short warning;
+    the rest of the page keeps running."""
+    try:
+        yield
+    except UserError as exc:
+        st.error(str(exc), icon=":material/error:")
+    except Exception as exc:  # a bug must not take the page down with a traceback box
+        st.warning(f"{what} could not be shown: {type(exc).__name__}: {str(exc)[:300]}",
+                   icon=":material/warning:")
+
+
+def model_picker(kinds: Sequence[str], key: str = "model", default: str | None = None,
+                 label: str = "Model", container=None) -> str:
+    """A select box of available models of the given kinds (plus any hub id, when the hub is
+    reachable); the choice is kept in the URL."""
+    from lmdemo.hub import hub_reachable
+    from lmdemo.registry import specs_of_kind
+
+    where = container or st.sidebar
+    specs = specs_of_kind(*kinds)
+    ids = [s.id for s in specs]
+    titles = {s.id: s.title for s in specs}
+    if not ids:
+        where.error("No model of this kind is installed.")
+        return default or ""
+    hub_ok = hub_reachable()
+    other = "other hub model…"
+    options = ids + ([other] if hub_ok else [])
+    index = options.index(default) if default in options else 0
+    choice = where.selectbox(label, options, index=index, key=key,
+                             format_func=lambda i: titles.get(i, i), **URL)
+    if choice == other:
+        choice = where.text_input("Hub model id", key=f"{key}_hub", placeholder="e.g. gpt2",
+                                  **URL).strip()
+    return choice or ids[0]
+
+
+def text_input(key: str, examples: Sequence[str], label: str = "Text", height: int = 90,
+               max_chars: int = 5000, container=None) -> str:
+    """A text box with example texts to pick; the text is kept in the URL."""
+    where = container or st
+    if key not in st.session_state and key not in st.query_params:
+        st.session_state[key] = examples[0] if examples else ""
+    if examples:
+        pick = where.selectbox("Examples", ["—"] + list(examples), key=f"{key}_example",
+                               help="Pick an example to fill the text box.")
+        if pick != "—" and st.session_state.get(f"{key}_last_example") != pick:
+            st.session_state[f"{key}_last_example"] = pick
+            st.session_state[key] = pick
+    return where.text_area(label, key=key, height=height, max_chars=max_chars, **URL)
+
+
+def chart(fig, name: str, data=None, key: str | None = None, **kwargs):
+    """Draw a plotly figure with a PNG download in its toolbar, plus a CSV download of `data`
+    (a pandas DataFrame, a list of dicts, or a dict of columns)."""
+    config = {"displaylogo": False, "toImageButtonOptions": {
+        "format": "png", "filename": _slug(name), "scale": 2}}
+    result = st.plotly_chart(fig, config=config, key=key, **kwargs)
+    if data is not None:
+        csv_download(data, name, key=f"csv_{key or _slug(name)}")
+    return result
+
+
+def csv_download(data, name: str, key: str | None = None) -> None:
+    import pandas as pd
+
+    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False)
+    st.download_button(f"Download {name} (CSV)", buf.getvalue().encode("utf-8"),
+                       file_name=f"{_slug(name)}.csv", mime="text/csv", key=key or None,
+                       icon=":material/download:")
+
+
+def json_download(obj, name: str, key: str | None = None) -> None:
+    st.download_button(f"Download {name} (JSON)", json.dumps(obj, indent=1).encode("utf-8"),
+                       file_name=f"{_slug(name)}.json", mime="application/json", key=key,
+                       icon=":material/download:")
+
+
+def share_hint() -> None:
+    st.caption("Every input on this page is kept in the address bar: copy the URL to share "
+               "exactly this view.")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower() or "export"
