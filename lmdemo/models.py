@@ -185,6 +185,12 @@ def fresh_classifier(base_id: str, dtype=None):
     return model, _tokenizer(location)
 
 
+def is_loaded(model_id: str) -> bool:
+    """Whether a model is already in this process's cache (pages show a preview until it is)."""
+    with _LOCK:
+        return any(key[0] == model_id for key in _CACHE)
+
+
 def clear_cache() -> None:
     """Forget every loaded model (tests use it; the app never needs to)."""
     with _LOCK:

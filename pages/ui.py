@@ -12,7 +12,7 @@ import contextlib
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import streamlit as st
@@ -103,6 +103,26 @@ def text_input(key: str, examples: Sequence[str], label: str = "Text", height: i
             st.session_state[f"{key}_last_example"] = pick
             st.session_state[key] = pick
     return where.text_area(label, key=key, height=height, max_chars=max_chars, **URL)
+
+
+def warm_up(model_id: str, preview: Callable[[], None] | None = None) -> None:
+    """Load a model before a page computes with it. While the first load runs, `preview` draws a
+    precomputed example result (so the page shows something at once) under a spinner; the
+    preview is removed when the model is ready. Errors are left to the caller's `guard()`."""
+    from lmdemo.models import is_loaded, load
+
+    if not model_id or is_loaded(model_id):
+        return
+    holder = st.empty()
+    if preview is not None:
+        with holder.container():
+            st.caption("Precomputed example while the model loads…")
+            preview()
+    try:
+        with st.spinner(f"Loading {model_id}…"):
+            load(model_id)
+    finally:
+        holder.empty()
 
 
 def chart(fig, name: str, data=None, key: str | None = None, **kwargs):
