@@ -20,4 +20,6 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("pages/home.py", "Home", ":material/home:", "home",
              "What a language model is, and the tour of this app."),
     # tour pages (one line each, in tour order)
+    PageInfo("pages/positional.py", "Positional encoding", ":material/timeline:", "positional",
+             "Sinusoids, learned tables and rotations: how a transformer knows word order."),
 )

@@ -1,0 +1,142 @@
+"""Figures of the positional encoding page: arrays and result dataclasses in, plotly figures out.
+
+Heatmaps of encodings and similarity matrices, waves of selected dimensions, the error of the
+relative-offset rotation, nearest-neighbour distances, the PCA path of a learned table, a rotary
+pair turning with position, and the before/after charts of the position ablation. No torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+_MARGIN = {"l": 60, "r": 20, "t": 50, "b": 50}
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 420) -> go.Figure:
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, height=height, margin=_MARGIN)
+    return fig
+
+
+def heatmap(matrix: np.ndarray, title: str, x: str = "dimension", y: str = "position",
+            zmid: float | None = 0.0, colorscale: str = "RdBu_r", height: int = 460) -> go.Figure:
+    """A matrix as a heatmap, row 0 at the top."""
+    fig = go.Figure(go.Heatmap(z=np.asarray(matrix), colorscale=colorscale, zmid=zmid,
+                               colorbar={"thickness": 14}))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, title, x, y, height)
+
+
+def waves(pe: np.ndarray, dims: Sequence[int], title: str) -> go.Figure:
+    """Selected dimensions of an encoding as curves over position."""
+    fig = go.Figure()
+    pos = np.arange(pe.shape[0])
+    for d in dims:
+        fig.add_trace(go.Scatter(x=pos, y=pe[:, d], mode="lines", name=f"dim {d}"))
+    return _layout(fig, title, "position", "value", 360)
+
+
+def diagonal_chart(offsets: np.ndarray, mean: np.ndarray, spread: np.ndarray,
+                   title: str) -> go.Figure:
+    """Mean similarity at each distance, and its spread over absolute positions."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Scatter(x=offsets, y=mean, name="mean similarity", mode="lines"))
+    fig.add_trace(go.Scatter(x=offsets, y=spread, name="spread (max − min)", mode="lines",
+                             line={"dash": "dot"}), secondary_y=True)
+    fig.update_yaxes(title_text="spread", secondary_y=True)
+    return _layout(fig, title, "distance k = q − p", "mean similarity", 360)
+
+
+def offset_errors(series: dict[str, np.ndarray], k: int) -> go.Figure:
+    """max |M_k·PE(p) − PE(p+k)| for each position p, one curve per encoding (log scale)."""
+    fig = go.Figure()
+    for name, err in series.items():
+        fig.add_trace(go.Scatter(x=np.arange(len(err)), y=np.maximum(err, 1e-17), name=name,
+                                 mode="lines"))
+    fig.update_yaxes(type="log")
+    return _layout(fig, f"Error of PE(p+{k}) = M_{k}·PE(p)", "position p", "max abs error", 360)
+
+
+def nearest_chart(series: dict[str, np.ndarray]) -> go.Figure:
+    """Distance from each position to its nearest other position, one curve per encoding."""
+    fig = go.Figure()
+    for name, near in series.items():
+        fig.add_trace(go.Scatter(x=np.arange(len(near)), y=near, name=name, mode="lines"))
+    return _layout(fig, "Nearest-neighbour distance of each position", "position",
+                   "distance to the closest other position", 360)
+
+
+def pca_path(coords: np.ndarray, ratios: np.ndarray, title: str) -> go.Figure:
+    """Positions on their first two principal components, joined in order."""
+    pos = np.arange(coords.shape[0])
+    fig = go.Figure(go.Scatter(
+        x=coords[:, 0], y=coords[:, 1], mode="lines+markers", text=[f"pos {p}" for p in pos],
+        marker={"color": pos, "colorscale": "Viridis", "size": 6,
+                "colorbar": {"title": "position", "thickness": 14}},
+        line={"color": "rgba(120,120,120,0.4)"}))
+    return _layout(fig, title, f"PC1 ({ratios[0]:.0%} of variance)",
+                   f"PC2 ({ratios[1]:.0%} of variance)", 460)
+
+
+def rotary_pair(path: np.ndarray, pair: int, theta: float) -> go.Figure:
+    """One (x_2i, x_2i+1) pair as it turns by pos·θ_i, on the unit circle."""
+    pos = np.arange(path.shape[0])
+    circle = np.linspace(0, 2 * np.pi, 200)
+    fig = go.Figure([
+        go.Scatter(x=np.cos(circle), y=np.sin(circle), mode="lines", name="unit circle",
+                   line={"color": "lightgray"}, hoverinfo="skip"),
+        go.Scatter(x=path[:, 0], y=path[:, 1], mode="markers+text", name=f"pair {pair}",
+                   text=[str(p) for p in pos], textposition="top center",
+                   marker={"color": pos, "colorscale": "Viridis", "size": 9})])
+    for p in pos[:: max(1, len(pos) // 12)]:
+        fig.add_annotation(x=path[p, 0], y=path[p, 1], ax=0, ay=0, xref="x", yref="y",
+                           axref="x", ayref="y", showarrow=True, arrowhead=2, opacity=0.5)
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return _layout(fig, f"Pair {pair} turns by θ = {theta:.4g} rad per position",
+                   f"x_{2 * pair}", f"x_{2 * pair + 1}", 480)
+
+
+def rotary_offsets(offsets: np.ndarray, rope_dev: np.ndarray, add_dev: np.ndarray) -> go.Figure:
+    """Spread of q·k over absolute positions at each offset: RoPE vs additive sinusoids."""
+    fig = go.Figure([
+        go.Scatter(x=offsets, y=np.maximum(rope_dev, 1e-17), name="RoPE", mode="lines"),
+        go.Scatter(x=offsets, y=np.maximum(add_dev, 1e-17), name="added sinusoids",
+                   mode="lines")])
+    fig.update_yaxes(type="log")
+    return _layout(fig, "How much q·k changes with absolute position, per offset",
+                   "offset n − m", "max − min over m", 360)
+
+
+def top_tokens(before: list[tuple[str, float]], after: list[tuple[str, float]]) -> go.Figure:
+    """Top next tokens with normal and with broken positions, side by side."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("normal positions", "broken positions"))
+    for col, items, color in ((1, before, "#1f77b4"), (2, after, "#d62728")):
+        fig.add_trace(go.Bar(x=[p for _, p in items][::-1], y=[t for t, _ in items][::-1],
+                             orientation="h", marker_color=color, showlegend=False),
+                      row=1, col=col)
+    fig.update_xaxes(title_text="probability")
+    fig.update_layout(height=400, margin=_MARGIN, title="Next token after the last one")
+    return fig
+
+
+def attention_pair(before: np.ndarray, after: np.ndarray, tokens: list[str],
+                   title: str) -> go.Figure:
+    """One head's attention weights with normal and with broken positions."""
+    labels = [f"{i}:{t}" for i, t in enumerate(tokens)]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("normal positions", "broken positions"),
+                        horizontal_spacing=0.12)
+    for col, m in ((1, before), (2, after)):
+        fig.add_trace(go.Heatmap(z=m, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues",
+                                 showscale=col == 2), row=1, col=col)
+        fig.update_yaxes(autorange="reversed", row=1, col=col)
+    fig.update_layout(height=480, margin=_MARGIN, title=title)
+    return fig
+
+
+def kl_chart(tokens: list[str], kl: list[float]) -> go.Figure:
+    """KL(normal || broken) of the next-token distribution after each token."""
+    fig = go.Figure(go.Bar(x=[f"{i}:{t}" for i, t in enumerate(tokens)], y=kl))
+    return _layout(fig, "KL divergence at each position (nats)", "token", "KL", 320)
