@@ -1,0 +1,147 @@
+"""Step-by-step generation: the cached step equals a full recompute, undo restores the previous
+state, force appends exactly the token asked for, and the sampling transform behaves at its edges.
+Tiny random models (a GPT-2 and a vanilla RNN / LSTM) built from configs; no weights needed."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from lmdemo.errors import UserError
+from lmdemo.generation import Generation, Sampling, full_recompute_logits, reshape
+from tests.helpers import save_tiny_gpt2
+
+
+def tiny_loaded(kind: str, tmp_path, n_positions: int = 64):
+    """A `Loaded` bundle around a tiny random model with the tiny GPT-2 test tokenizer."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from lmdemo.models import Loaded
+    from lmdemo.recurrent import RecurrentConfig, RecurrentLM
+    from lmdemo.registry import get_spec
+
+    folder = tmp_path / f"gpt-{n_positions}"
+    gpt = save_tiny_gpt2(folder, n_positions=n_positions)
+    tok = AutoTokenizer.from_pretrained(folder)
+    if kind == "gpt":
+        spec = dataclasses.replace(get_spec("tiny-gpt"), location=str(folder))
+        model = gpt
+    else:
+        torch.manual_seed(1)
+        model = RecurrentLM(RecurrentConfig(arch=kind, vocab_size=gpt.config.vocab_size,
+                                            n_embd=16, n_hidden=24, max_len=n_positions)).eval()
+        spec = dataclasses.replace(get_spec(f"tiny-{kind}"), location=str(folder))
+    return Loaded(spec=spec, model=model.eval(), tokenizer=tok, device="cpu", dtype=torch.float32)
+
+
+@pytest.fixture(params=["gpt", "lstm", "rnn"])
+def loaded(request, tmp_path):
+    return tiny_loaded(request.param, tmp_path)
+
+
+def test_cached_steps_equal_full_recompute(loaded):
+    gen = Generation.start(loaded, "the cat sat")
+    for token in (5, 17, 42, 3, 60):
+        gen.force(token)
+        np.testing.assert_allclose(gen.logits, full_recompute_logits(loaded, gen.ids),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_force_appends_exactly_that_token_and_records_its_probability(loaded):
+    gen = Generation.start(loaded, "hello")
+    before = list(gen.ids)
+    raw = np.exp(gen.logits - gen.logits.max())
+    raw /= raw.sum()
+    step = gen.force(33)
+    assert gen.ids == before + [33]
+    assert step.id == 33 and step.how == "forced"
+    assert step.p_raw == pytest.approx(raw[33], rel=1e-5)
+
+
+def test_undo_restores_the_previous_state(loaded):
+    gen = Generation.start(loaded, "a b c")
+    gen.force(10)
+    ids, logits = list(gen.ids), gen.logits.copy()
+    dist = gen.distribution(Sampling(0.7, 5, 0.9), top=5)
+    gen.force(11)
+    gen.greedy()
+    assert gen.undo().how == "greedy"
+    assert gen.undo().id == 11
+    assert gen.ids == ids
+    np.testing.assert_array_equal(gen.logits, logits)
+    again = gen.distribution(Sampling(0.7, 5, 0.9), top=5)
+    assert again.ids == dist.ids
+    np.testing.assert_array_equal(again.shaped, dist.shaped)
+    # the cache was cropped correctly: the next cached step still matches a full recompute
+    gen.force(12)
+    np.testing.assert_allclose(gen.logits, full_recompute_logits(loaded, gen.ids),
+                               rtol=1e-4, atol=1e-5)
+    gen.undo()
+    gen.undo()
+    assert gen.undo() is None and gen.ids == gen.prompt_ids
+
+
+def test_greedy_and_seeded_sampling(loaded):
+    gen = Generation.start(loaded, "x")
+    top = int(np.argmax(gen.logits))
+    assert gen.greedy().id == top
+    gen.undo()
+    a = gen.sample(Sampling(1.0, 5, 1.0), seed=3).id
+    gen.undo()
+    b = gen.sample(Sampling(1.0, 5, 1.0), seed=3).id
+    assert a == b
+    assert a in np.argsort(-gen._logits[-2])[:5]  # top-k 5 never picks outside the top 5
+
+
+def test_empty_prompt_starts_from_the_start_token(tmp_path):
+    loaded = tiny_loaded("gpt", tmp_path)
+    gen = Generation.start(loaded, "")
+    assert gen.prompt_ids == [loaded.tokenizer.eos_token_id]
+    assert gen.distribution().raw.sum() <= 1.0 + 1e-6
+
+
+def test_long_prompt_keeps_the_end_and_window_slides(tmp_path):
+    loaded = tiny_loaded("gpt", tmp_path, n_positions=16)
+    gen = Generation.start(loaded, "abcdefghijklmnopqrstuvwxyz")
+    assert len(gen.prompt_ids) == 16 and "only the last 16" in gen.message
+    gen.force(7)  # the context is full: the window slides, and the logits stay right
+    np.testing.assert_allclose(gen.logits, full_recompute_logits(loaded, gen.ids),
+                               rtol=1e-4, atol=1e-5)
+    assert "context is full" in gen.message
+    gen.undo()
+    gen.force(9)
+    np.testing.assert_allclose(gen.logits, full_recompute_logits(loaded, gen.ids),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_reshape_edges():
+    logits = np.array([2.0, 1.0, 0.5, -1.0])
+    raw = reshape(logits, Sampling())
+    np.testing.assert_allclose(raw, np.exp(logits) / np.exp(logits).sum())
+    np.testing.assert_array_equal(reshape(logits, Sampling(temperature=0)), [1, 0, 0, 0])
+    np.testing.assert_array_equal(reshape(logits, Sampling(top_p=0)), [1, 0, 0, 0])
+    k2 = reshape(logits, Sampling(top_k=2))
+    assert (k2[2:] == 0).all() and k2.sum() == pytest.approx(1)
+    # top-p keeps the smallest head whose mass reaches p
+    p = raw[0] + 0.01
+    assert (reshape(logits, Sampling(top_p=p)) > 0).sum() == 2
+    hot = reshape(logits, Sampling(temperature=5))
+    assert hot.max() < raw.max()  # a high temperature flattens the distribution
+
+
+@pytest.mark.parametrize("bad", [Sampling(temperature=math.nan), Sampling(temperature=-1),
+                                 Sampling(top_p=-0.1), Sampling(top_p=1.5), Sampling(top_k=-2),
+                                 Sampling(top_p=math.inf)])
+def test_bad_sampling_values_give_a_user_error(bad):
+    with pytest.raises(UserError):
+        reshape(np.zeros(4), bad)
+
+
+def test_force_refuses_a_token_outside_the_vocabulary(tmp_path):
+    gen = Generation.start(tiny_loaded("gpt", tmp_path), "hi")
+    with pytest.raises(UserError):
+        gen.force(10_000)
