@@ -1,0 +1,292 @@
+"""The RNN-versus-transformer lab: a recurrent model's numbers on the user's text, measured.
+
+`recurrence(model_id, text, step)` runs a vanilla tanh RNN (`tiny-rnn`) over the text, returns its
+hidden state at every step, and recomputes one step by hand — h_t = tanh(W·x_t + U·h_{t−1} + b) with
+the model's real W, U and b — reporting how far that is from the model's own h_t (and from a full
+hand-run recurrence). `gradient_norms(model_ids, text)` measures with autograd how strongly the loss
+of the last token depends on the hidden state at each earlier step, ‖∂loss_T/∂h_t‖, for RNN, LSTM
+and GRU, with the path length (steps between t and T) that the gradient has to travel; attention's
+path is always one step. `timing(model_id, text)` times the same input both ways: T dependent
+recurrent steps against one parallel attention product softmax(QKᵀ/√d)·V. Results are plain
+dataclasses and numpy arrays.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from lmdemo.errors import UserError
+
+KINDS = ("recurrent-lm",)
+MAX_TOKENS = 128  # longest text the lab reads (gradients are taken step by step)
+TIMING_LENGTHS = (16, 64, 256, 1024)  # sequence lengths of the scaling curve
+
+
+@dataclass
+class RecurrenceResult:
+    """Hidden states over time, and one step recomputed by hand."""
+
+    model_id: str
+    tokens: list[str]  # T tokens (the first is the start token)
+    hidden: np.ndarray  # (T, H) the model's top-layer hidden state at every step
+    step: int  # which step is recomputed
+    x: np.ndarray  # (E,) the input of that step (the token's embedding for a 1-layer RNN)
+    h_prev: np.ndarray  # (H,) the state before it (zeros at step 0)
+    wx: np.ndarray  # (H,) W·x_t
+    uh: np.ndarray  # (H,) U·h_{t−1}
+    b: np.ndarray  # (H,) b = b_ih + b_hh
+    pre: np.ndarray  # (H,) W·x_t + U·h_{t−1} + b
+    h_manual: np.ndarray  # (H,) tanh(pre)
+    h_model: np.ndarray  # (H,) what the model itself computed
+    step_error: float  # max |h_manual − h_model|
+    run_error: float  # max over every step of |hand-run recurrence − model|
+    w_shape: tuple[int, int]
+    u_shape: tuple[int, int]
+    truncated: bool = False
+    message: str = ""
+
+
+@dataclass
+class GradientResult:
+    """‖∂loss_T/∂h_t‖ for each earlier step t, one row per model."""
+
+    model_ids: list[str]
+    archs: list[str]
+    tokens: list[str]  # T tokens read; the loss is that of predicting the last one
+    norms: np.ndarray  # (models, T−1) gradient norm w.r.t. the hidden state after token t
+    distance: np.ndarray  # (T−1,) steps from t to the prediction: the RNN's path length
+    loss: list[float]  # the loss (nats) of the last token under each model
+    truncated: bool = False
+    message: str = ""
+
+    def rows(self) -> list[dict]:
+        out = []
+        for m, model_id in enumerate(self.model_ids):
+            for t, d in enumerate(self.distance):
+                out.append({"model": model_id, "step": t, "token": self.tokens[t],
+                            "steps_back": int(d), "attention_path": 1,
+                            "grad_norm": float(self.norms[m, t])})
+        return out
+
+
+@dataclass
+class TimingResult:
+    """Seconds for T dependent recurrent steps versus one parallel attention product."""
+
+    model_id: str
+    lengths: list[int]  # sequence lengths timed (the first is the user's text)
+    loop_s: list[float]  # h_t = tanh(W x_t + U h_{t−1} + b) one step at a time, in Python
+    kernel_s: list[float]  # the same recurrence inside torch's own RNN kernel (still sequential)
+    attention_s: list[float]  # softmax(QKᵀ/√d)·V with a causal mask: one batch of matrix products
+    hidden_size: int
+    repeats: int
+
+    def rows(self) -> list[dict]:
+        return [{"tokens": n, "sequential_steps": n, "parallel_steps": 1,
+                 "rnn_loop_ms": a * 1e3, "rnn_kernel_ms": b * 1e3, "attention_ms": c * 1e3}
+                for n, a, b, c in zip(self.lengths, self.loop_s, self.kernel_s,
+                                      self.attention_s, strict=True)]
+
+
+def _encode(loaded, text: str) -> tuple[list[int], bool, str]:
+    from lmdemo.generation import start_id
+
+    tok = loaded.tokenizer
+    ids = list(tok(text or "", add_special_tokens=False)["input_ids"])
+    first = start_id(tok)
+    ids = ([first] if first is not None else []) + ids
+    if len(ids) < 2:
+        raise UserError("Type a few words: the lab needs at least one token of text.")
+    if len(ids) > MAX_TOKENS:
+        return ids[-MAX_TOKENS:], True, (f"The text has {len(ids)} tokens; the lab reads the "
+                                         f"last {MAX_TOKENS}.")
+    return ids, False, ""
+
+
+def _tokens(loaded, ids: list[int]) -> list[str]:
+    from lmdemo.generation import token_text
+
+    return [token_text(loaded.tokenizer, i) for i in ids]
+
+
+def _rnn_weights(rnn, layer: int):
+    """W (H, in), U (H, H), b (H,) of one layer of a torch.nn.RNN."""
+    w = getattr(rnn, f"weight_ih_l{layer}")
+    u = getattr(rnn, f"weight_hh_l{layer}")
+    b = getattr(rnn, f"bias_ih_l{layer}", None)
+    b2 = getattr(rnn, f"bias_hh_l{layer}", None)
+    bias = (b if b is not None else 0) + (b2 if b2 is not None else 0)
+    if not hasattr(bias, "shape"):
+        import torch
+
+        bias = torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
+    return w, u, bias
+
+
+def recurrence_of(loaded, text: str, step: int | None = None) -> RecurrenceResult:
+    """Hidden states of a loaded vanilla RNN on `text`, and step `step` recomputed by hand."""
+    import torch
+
+    model = loaded.model
+    if getattr(model.config, "arch", None) != "rnn":
+        raise UserError(f"{loaded.spec.id!r} is not a vanilla tanh RNN; pick tiny-rnn.")
+    ids, truncated, message = _encode(loaded, text)
+    x = torch.tensor([ids], device=loaded.device)  # (1, T)
+    rnn = model.rnn
+    with torch.inference_mode():
+        out = model(x, return_hidden_states=True)
+        states = out.hidden_states[0].float()  # (T, H)
+        inputs = model.embed(x)[0].float()  # (T, E)
+        for layer in range(rnn.num_layers):  # the whole recurrence by hand, layer by layer
+            w, u, b = (p.float() for p in _rnn_weights(rnn, layer))
+            h = torch.zeros(w.shape[0], device=inputs.device)  # (H,)
+            hs = []
+            for t in range(inputs.shape[0]):
+                h = torch.tanh(w @ inputs[t] + u @ h + b)  # (H,)
+                hs.append(h)
+            layer_in, inputs = inputs, torch.stack(hs)  # (T, H)
+        run_error = float((inputs - states).abs().max())
+        T = states.shape[0]
+        t = T - 1 if step is None else int(step)
+        if not 0 <= t < T:
+            raise UserError(f"Step {t} does not exist: the text has {T} steps (0..{T - 1}).")
+        h_prev = states[t - 1] if t > 0 else torch.zeros_like(states[0])  # (H,)
+        wx, uh = w @ layer_in[t], u @ h_prev  # (H,), (H,)
+        pre = wx + uh + b  # (H,)
+        h_manual = torch.tanh(pre)  # (H,)
+    np_ = lambda a: a.detach().cpu().numpy().astype(np.float32)  # noqa: E731
+    return RecurrenceResult(
+        model_id=loaded.spec.id, tokens=_tokens(loaded, ids), hidden=np_(states), step=t,
+        x=np_(layer_in[t]), h_prev=np_(h_prev), wx=np_(wx), uh=np_(uh), b=np_(b), pre=np_(pre),
+        h_manual=np_(h_manual), h_model=np_(states[t]),
+        step_error=float((h_manual - states[t]).abs().max()), run_error=run_error,
+        w_shape=tuple(w.shape), u_shape=tuple(u.shape), truncated=truncated, message=message)
+
+
+def recurrence(model_id: str, text: str, step: int | None = None) -> RecurrenceResult:
+    from lmdemo.models import load
+
+    return recurrence_of(load(model_id, kinds=KINDS), text, step)
+
+
+def _state_h(hidden):
+    """The h part of a recurrent state: (L, B, H)."""
+    return hidden[0] if isinstance(hidden, tuple) else hidden
+
+
+def grad_norms_of(loaded, ids: list[int]) -> tuple[np.ndarray, float]:
+    """(T−1,) ‖∂loss/∂h_t‖ where loss = −log p(ids[-1] | ids[:-1]) and h_t is the hidden state
+    (all layers; h, not the LSTM's cell c) after reading ids[t]; and the loss in nats."""
+    import torch
+
+    model = loaded.model
+    x = torch.tensor([ids], device=loaded.device)  # (1, T)
+    with torch.enable_grad():
+        emb = model.embed(x).detach()  # (1, T, E): inputs are constants, only states matter
+        hidden, hs = None, []
+        for t in range(len(ids) - 1):  # step by step, so every h_t is a node of the graph
+            _, hidden = model.rnn(emb[:, t:t + 1], hidden)
+            hs.append(_state_h(hidden))  # (L, 1, H)
+        top = hs[-1][-1]  # (1, H): the top layer after the second-to-last token
+        logits = model.head(model.proj(top))  # (1, V)
+        loss = torch.nn.functional.cross_entropy(logits.float(), x[:, -1])
+        grads = torch.autograd.grad(loss, hs, allow_unused=True)
+    norms = [float(g.float().norm()) if g is not None else 0.0 for g in grads]
+    return np.array(norms, dtype=np.float64), float(loss.detach())
+
+
+def gradient_norms(model_ids: list[str], text: str) -> GradientResult:
+    """‖∂loss_T/∂h_t‖ on `text` for each recurrent model (e.g. tiny-rnn, tiny-lstm, tiny-gru)."""
+    from lmdemo.models import load
+
+    if not model_ids:
+        raise UserError("Pick at least one recurrent model.")
+    models = [load(m, kinds=KINDS) for m in model_ids]
+    ids, truncated, message = _encode(models[0], text)
+    rows, losses = [], []
+    for loaded in models:
+        norms, loss = grad_norms_of(loaded, ids)
+        rows.append(norms)
+        losses.append(loss)
+    T = len(ids)
+    return GradientResult(model_ids=list(model_ids),
+                          archs=[m.model.config.arch for m in models],
+                          tokens=_tokens(models[0], ids), norms=np.stack(rows),
+                          distance=np.arange(T - 2, -1, -1), loss=losses,
+                          truncated=truncated, message=message)
+
+
+def _median_time(fn, repeats: int, budget_s: float) -> float:
+    fn()  # warm-up
+    times, spent = [], 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        times.append(dt)
+        spent += dt
+        if spent > budget_s and len(times) >= 3:
+            break
+    return statistics.median(times)
+
+
+def timing_of(loaded, text: str, lengths: tuple[int, ...] = TIMING_LENGTHS, repeats: int = 15,
+              budget_s: float = 0.4) -> TimingResult:
+    """Time the same inputs (the text's embeddings, tiled to each length) through T sequential
+    steps of the RNN's own W, U, b and through one causal attention of the same width."""
+    import torch
+
+    model = loaded.model
+    ids, _, _ = _encode(loaded, text)
+    w, u, b = (p.detach().float() for p in _rnn_weights(model.rnn, 0))
+    H = w.shape[0]
+    wq, wk, wv = (torch.randn(H, w.shape[1], generator=torch.Generator().manual_seed(s)) * 0.05
+                  for s in (1, 2, 3))
+    with torch.inference_mode():
+        base = model.embed(torch.tensor([ids], device=loaded.device))[0].float().cpu()  # (n, E)
+    sizes = [len(ids)] + [n for n in lengths if n != len(ids)]
+    loop_s, kernel_s, attn_s = [], [], []
+    cell = torch.nn.RNN(w.shape[1], H, batch_first=True)
+    with torch.no_grad():
+        cell.weight_ih_l0.copy_(w)
+        cell.weight_hh_l0.copy_(u)
+        cell.bias_ih_l0.copy_(b)
+        cell.bias_hh_l0.zero_()
+    for n in sizes:
+        x = base.repeat((n + len(ids) - 1) // len(ids), 1)[:n]  # (n, E)
+
+        def loop(x=x):
+            wx = x @ w.T + b  # (n, H): the input part has no dependency, done at once
+            h = torch.zeros(H)
+            for t in range(x.shape[0]):  # the dependent part: n steps, each waits for the last
+                h = torch.tanh(wx[t] + u @ h)  # (H,)
+            return h
+
+        def kernel(x=x):
+            return cell(x[None])[0]  # (1, n, H)
+
+        def attention(x=x):
+            q, k, v = x @ wq.T, x @ wk.T, x @ wv.T  # (n, H) each
+            scores = q @ k.T / H ** 0.5  # (n, n): every pair at once
+            mask = torch.ones(len(x), len(x), dtype=torch.bool).triu(1)
+            return torch.softmax(scores.masked_fill(mask, float("-inf")), -1) @ v  # (n, H)
+
+        with torch.inference_mode():
+            loop_s.append(_median_time(loop, repeats, budget_s))
+            kernel_s.append(_median_time(kernel, repeats, budget_s))
+            attn_s.append(_median_time(attention, repeats, budget_s))
+    return TimingResult(model_id=loaded.spec.id, lengths=sizes, loop_s=loop_s, kernel_s=kernel_s,
+                        attention_s=attn_s, hidden_size=int(H), repeats=repeats)
+
+
+def timing(model_id: str, text: str, lengths: tuple[int, ...] = TIMING_LENGTHS) -> TimingResult:
+    from lmdemo.models import load
+
+    loaded = load(model_id, kinds=KINDS)
+    if getattr(loaded.model.config, "arch", None) != "rnn":
+        raise UserError(f"{model_id!r} is not a vanilla tanh RNN; pick tiny-rnn.")
+    return timing_of(loaded, text, lengths)

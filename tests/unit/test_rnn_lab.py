@@ -1,0 +1,98 @@
+"""The RNN lab's numbers: the hand-computed step equals the model's hidden state, the gradient
+norms equal an independent autograd computation, and the timings are measured for every length."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lmdemo import rnn_lab
+from lmdemo.errors import UserError
+from tests.unit.test_generation import tiny_loaded
+
+
+@pytest.fixture
+def rnn(tmp_path):
+    return tiny_loaded("rnn", tmp_path)
+
+
+def test_one_step_arithmetic_reproduces_the_models_hidden_state(rnn):
+    res = rnn_lab.recurrence_of(rnn, "hello there", step=3)
+    assert res.hidden.shape == (len(res.tokens), rnn.model.config.n_hidden)
+    np.testing.assert_allclose(res.pre, res.wx + res.uh + res.b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(res.h_manual, np.tanh(res.pre), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(res.h_manual, res.h_model, atol=1e-5)
+    np.testing.assert_array_equal(res.h_model, res.hidden[3])
+    np.testing.assert_array_equal(res.h_prev, res.hidden[2])
+    assert res.step_error < 1e-5 and res.run_error < 1e-5
+    # W·x is really the model's W times the token's embedding
+    emb = rnn.model.embed.weight[rnn.tokenizer("hello there", add_special_tokens=False)
+                                 ["input_ids"][2]].detach().numpy()
+    np.testing.assert_allclose(res.x, emb, atol=1e-6)
+    np.testing.assert_allclose(res.wx, rnn.model.rnn.weight_ih_l0.detach().numpy() @ emb,
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_step_zero_starts_from_a_zero_state_and_bad_steps_are_refused(rnn):
+    res = rnn_lab.recurrence_of(rnn, "abc", step=0)
+    assert not res.h_prev.any() and res.step_error < 1e-5
+    with pytest.raises(UserError):
+        rnn_lab.recurrence_of(rnn, "abc", step=99)
+    with pytest.raises(UserError):
+        rnn_lab.recurrence_of(rnn, "", step=None)
+
+
+def test_recurrence_refuses_an_lstm(tmp_path):
+    with pytest.raises(UserError):
+        rnn_lab.recurrence_of(tiny_loaded("lstm", tmp_path), "abc")
+
+
+def _independent_grad_norms(loaded, ids):
+    """For each t: restart the model from a detached copy of h_t (and c_t) and differentiate the
+    last token's loss with respect to that copy, through model.forward."""
+    model = loaded.model
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        states = []
+        hidden = None
+        for t in range(len(ids) - 1):
+            _, hidden = model.rnn(model.embed(x[:, t:t + 1]), hidden)
+            states.append(hidden)
+    norms = []
+    for t, state in enumerate(states):
+        if isinstance(state, tuple):
+            h = state[0].clone().requires_grad_(True)
+            start = (h, state[1])
+        else:
+            h = start = state.clone().requires_grad_(True)
+        with torch.enable_grad():
+            rest = x[:, t + 1:-1]
+            if rest.shape[1]:
+                out = model(rest, hidden=start)
+                top = out.hidden[0][-1] if isinstance(out.hidden, tuple) else out.hidden[-1]
+            else:
+                top = h[-1]
+            logp = torch.log_softmax(model.head(model.proj(top)), -1)[0, ids[-1]]
+            (g,) = torch.autograd.grad(-logp, h)
+        norms.append(float(g.norm()))
+    return np.array(norms)
+
+
+@pytest.mark.parametrize("arch", ["rnn", "lstm", "gru"])
+def test_gradient_norms_equal_an_independent_autograd_computation(arch, tmp_path):
+    loaded = tiny_loaded(arch, tmp_path)
+    ids = loaded.tokenizer("the quick brown fox", add_special_tokens=False)["input_ids"]
+    norms, loss = rnn_lab.grad_norms_of(loaded, ids)
+    assert norms.shape == (len(ids) - 1,) and loss > 0
+    np.testing.assert_allclose(norms, _independent_grad_norms(loaded, ids), rtol=1e-4,
+                               atol=1e-9)
+    assert (norms > 0).all()
+
+
+def test_timing_measures_every_length(rnn):
+    res = rnn_lab.timing_of(rnn, "hello there", lengths=(8, 32), repeats=3, budget_s=0.05)
+    assert res.lengths[0] == len(rnn.tokenizer("hello there")["input_ids"]) + 1
+    assert set(res.lengths) >= {8, 32}
+    assert all(t > 0 for t in res.loop_s + res.kernel_s + res.attention_s)
+    assert res.rows()[0]["parallel_steps"] == 1
