@@ -20,6 +20,7 @@ def register(sub) -> None:
     p.add_argument("--max-tokens", type=int, default=None, help="cut the text to this many tokens")
     p.add_argument("--step", type=int, metavar="QUERY",
                    help="recompute --layer/--head by hand for this query token index")
+    p.add_argument("--digits", type=int, default=6, help="decimals kept (default 6)")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -30,6 +31,6 @@ def run(args):
     max_tokens = args.max_tokens or svc.DEFAULT_MAX_TOKENS
     if args.step is not None:
         return svc.step_by_step(args.model, args.text, args.layer or 0, args.head or 0,
-                                args.step, max_tokens).to_json()
+                                args.step, max_tokens).to_json(args.digits)
     res = svc.attention(args.model, args.text, max_tokens)
-    return res.to_json(layer=args.layer, head=args.head)
+    return {"text": args.text, **res.to_json(args.layer, args.head, digits=args.digits)}

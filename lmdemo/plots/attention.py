@@ -1,0 +1,204 @@
+"""Figures for the Attention page: one head as a heatmap, every layer × head as a clickable grid
+of thumbnails, the bertviz-style line view (self-contained SVG whose hover is pure CSS, so it
+works offline and inside `st.html`), the step-by-step scores and softmax, and each head's share of
+the multi-head output. Arrays in, plotly figures (or an HTML string) out; no torch.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+COLORSCALE = "Blues"
+DIGITS = 4  # values sent to the browser are rounded to this many decimals
+GRID_TILE = 24  # thumbnails are at most this many cells a side (longer texts are pooled)
+ZW = "\u200b"  # zero-width space: makes repeated tokens distinct axis categories
+
+
+def unique_labels(tokens: list[str]) -> list[str]:
+    """Axis labels that look like the tokens but stay distinct when a token repeats."""
+    seen: dict[str, int] = {}
+    out = []
+    for tok in tokens:
+        n = seen.get(tok, 0)
+        seen[tok] = n + 1
+        out.append(tok + ZW * n)
+    return out
+
+
+def head_heatmap(tokens: list[str], mat: np.ndarray, title: str = "",
+                 key_tokens: list[str] | None = None, height: int | None = None) -> go.Figure:
+    """One attention matrix (queries down, keys across), the weight on hover."""
+    labels_q = unique_labels(tokens)
+    labels_k = unique_labels(key_tokens if key_tokens is not None else tokens)
+    t = len(tokens)
+    z = np.round(np.asarray(mat, dtype=np.float64), DIGITS)  # (T_q, T_k)
+    fig = go.Figure(go.Heatmap(
+        z=z, x=labels_k, y=labels_q, colorscale=COLORSCALE, zmin=0,
+        colorbar={"title": {"text": "weight"}, "thickness": 12},
+        hovertemplate="query <b>%{y}</b> → key <b>%{x}</b><br>weight %{z:.4f}<extra></extra>"))
+    fig.update_layout(
+        title=title, height=height or int(min(900, max(360, 120 + 22 * t))),
+        margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
+        xaxis={"side": "top", "tickangle": -60, "title": "key (attended to)", "type": "category"},
+        yaxis={"autorange": "reversed", "title": "query (attending)", "type": "category"})
+    return fig
+
+
+def _pool(mat: np.ndarray, size: int) -> np.ndarray:
+    """Average (T, T) down to at most (size, size) blocks; each row still sums to ~1 per block."""
+    t = mat.shape[-1]
+    if t <= size:
+        return mat
+    edges = np.linspace(0, t, size + 1).astype(int)
+    counts = np.diff(edges)
+    rows = np.add.reduceat(mat, edges[:-1], axis=-2) / counts[:, None]
+    return np.add.reduceat(rows, edges[:-1], axis=-1) / counts[None, :]
+
+
+def grid_figure(att: np.ndarray, selected: tuple[int, int] | None = None,
+                tile: int = GRID_TILE) -> go.Figure:
+    """Every layer (rows) × head (columns) as a thumbnail in ONE heatmap (a mosaic with gaps),
+    each thumbnail scaled to its own maximum; an invisible marker on each tile makes it
+    clickable (Streamlit `on_select`), and the selected tile is outlined."""
+    n_layers, n_heads, t, _ = att.shape
+    s = min(t, tile)
+    step = s + 1  # a one-cell gap between tiles
+    mosaic = np.full((n_layers * step - 1, n_heads * step - 1), np.nan)
+    for layer in range(n_layers):
+        for head in range(n_heads):
+            small = _pool(att[layer, head], s)
+            peak = small.max() or 1.0
+            mosaic[layer * step:layer * step + s, head * step:head * step + s] = small / peak
+    centers = (s - 1) / 2
+    ls, hs = np.meshgrid(np.arange(n_layers), np.arange(n_heads), indexing="ij")
+    fig = go.Figure()
+    fig.add_trace(go.Heatmap(z=np.round(mosaic, 2), colorscale=COLORSCALE, showscale=False,
+                             hoverinfo="skip", zmin=0, zmax=1))
+    fig.add_trace(go.Scatter(
+        x=(hs * step + centers).ravel(), y=(ls * step + centers).ravel(), mode="markers",
+        marker={"size": 28, "color": "rgba(0,0,0,0)", "symbol": "square"},
+        customdata=np.stack([ls.ravel(), hs.ravel()], axis=1),
+        hovertemplate="layer %{customdata[0]}, head %{customdata[1]}<br>click to select"
+                      "<extra></extra>", showlegend=False))
+    if selected is not None:
+        layer, head = selected
+        fig.add_shape(type="rect", x0=head * step - 0.8, x1=head * step + s - 0.2,
+                      y0=layer * step - 0.8, y1=layer * step + s - 0.2,
+                      line={"color": "#d62728", "width": 3})
+    fig.update_layout(
+        height=int(min(900, max(260, 60 + n_layers * 70))),
+        margin={"l": 10, "r": 10, "t": 30, "b": 10}, clickmode="event+select",
+        dragmode=False, hovermode="closest",
+        xaxis={"tickvals": [h * step + centers for h in range(n_heads)],
+               "ticktext": [f"H{h}" for h in range(n_heads)], "side": "top",
+               "showgrid": False, "zeroline": False, "fixedrange": True},
+        yaxis={"tickvals": [ly * step + centers for ly in range(n_layers)],
+               "ticktext": [f"L{ly}" for ly in range(n_layers)], "autorange": "reversed",
+               "showgrid": False, "zeroline": False, "fixedrange": True, "scaleanchor": "x"})
+    return fig
+
+
+def line_view_html(tokens: list[str], mat: np.ndarray, min_weight: float = 0.01,
+                   row_h: int = 22, width: int = 460) -> str:
+    """Tokens in two columns joined by lines whose opacity is the attention weight. Hovering a
+    left token keeps only its lines (what it attends to); hovering a right token shows who
+    attends to it. Pure SVG + CSS: no script, no network."""
+    t = len(tokens)
+    mat = np.asarray(mat, dtype=np.float64)
+    left_x, right_x = 150, width - 150
+    top = 28
+    height = top + row_h * t + 10
+
+    def ypos(i: int) -> float:
+        return top + row_h * i + row_h / 2
+
+    def line(i: int, j: int, w: float) -> str:
+        return (f'<line x1="{left_x + 6}" y1="{ypos(i):.0f}" x2="{right_x - 6}" '
+                f'y2="{ypos(j):.0f}" stroke-opacity="{w:.3f}" '
+                f'stroke-width="{1 + 3 * w:.2f}"><title>{html.escape(tokens[i])} → '
+                f'{html.escape(tokens[j])}: {w:.3f}</title></line>')
+
+    parts = []
+    for i in range(t):  # one group per query: its token on the left and its lines
+        lines = "".join(line(i, j, mat[i, j]) for j in range(t) if mat[i, j] >= min_weight)
+        parts.append(f'<g class="q">{lines}<text x="{left_x}" y="{ypos(i) + 5:.0f}" '
+                     f'text-anchor="end">{html.escape(tokens[i])}</text></g>')
+    for j in range(t):  # one group per key: its token on the right, its lines shown on hover
+        lines = "".join(line(i, j, mat[i, j]) for i in range(t) if mat[i, j] >= min_weight)
+        parts.append(f'<g class="k">{lines}<text x="{right_x}" y="{ypos(j) + 5:.0f}">'
+                     f'{html.escape(tokens[j])}</text></g>')
+    css = (".lv{font:14px sans-serif}.lv line{stroke:#1f77b4}.lv text{fill:currentColor;"
+           "cursor:default}.lv .k line{visibility:hidden}"
+           ".lv:hover .q line{stroke-opacity:.04}.lv .q:hover line{stroke-opacity:1;"
+           "stroke:#d62728}.lv .k:hover line{visibility:visible;stroke:#2ca02c;"
+           "stroke-opacity:1}.lv g:hover text{font-weight:bold}")
+    return (f'<div style="overflow-x:auto"><style>{css}</style>'
+            f'<svg class="lv" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'xmlns="http://www.w3.org/2000/svg"><text x="{left_x}" y="16" text-anchor="end" '
+            f'font-weight="bold">query</text><text x="{right_x}" y="16" font-weight="bold">key'
+            f'</text>{"".join(parts)}</svg></div>')
+
+
+def step_figure(tokens: list[str], scores: np.ndarray, weights: np.ndarray,
+                model_weights: np.ndarray, query: int) -> go.Figure:
+    """The query's scores q·k/√d_k (top) and their softmax next to the model's own weights."""
+    labels = unique_labels(tokens)
+    scores = np.asarray(scores, dtype=np.float64)
+    finite = np.isfinite(scores)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        subplot_titles=("score = q·kⱼ / √d_k (masked keys left out)",
+                                        "softmax weight (bars) and the model's weight (dots)"))
+    fig.add_trace(go.Bar(x=[lb for lb, f in zip(labels, finite, strict=True) if f],
+                         y=np.round(scores[finite], DIGITS), name="score",
+                         marker_color="#7f7f7f",
+                         hovertemplate="%{x}: %{y:.4f}<extra>score</extra>"), row=1, col=1)
+    fig.add_trace(go.Bar(x=labels, y=np.round(weights, DIGITS), name="softmax (recomputed)",
+                         marker_color="#1f77b4",
+                         hovertemplate="%{x}: %{y:.4f}<extra>recomputed</extra>"), row=2, col=1)
+    fig.add_trace(go.Scatter(x=labels, y=np.round(model_weights, DIGITS), mode="markers",
+                             name="model's attention", marker={"color": "#d62728", "size": 8},
+                             hovertemplate="%{x}: %{y:.4f}<extra>model</extra>"), row=2, col=1)
+    fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      legend={"orientation": "h", "y": -0.25}, bargap=0.15,
+                      title=f"query token: {tokens[query]}")
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels)
+    return fig
+
+
+def head_contrib_figure(contrib: np.ndarray, selected: int) -> go.Figure:
+    """‖head_h · W^O_h‖ for the query token: how much each head adds to the layer's output."""
+    n = len(contrib)
+    colors = ["#d62728" if h == selected else "#1f77b4" for h in range(n)]
+    fig = go.Figure(go.Bar(x=[f"H{h}" for h in range(n)], y=np.round(contrib, DIGITS),
+                           marker_color=colors,
+                           hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      title="each head's share: ‖headₕ · W^O_h‖ for the query token",
+                      yaxis_title="norm")
+    return fig
+
+
+def row_bars(tokens: list[str], row: np.ndarray, title: str) -> go.Figure:
+    """One query's attention over the keys, as bars."""
+    labels = unique_labels(tokens)
+    fig = go.Figure(go.Bar(x=labels, y=np.round(row, DIGITS), marker_color="#1f77b4",
+                           hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
+    fig.update_layout(height=280, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title=title,
+                      yaxis={"range": [0, 1], "title": "weight"})
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels)
+    return fig
+
+
+def matrix_frame(tokens: list[str], mat: np.ndarray, key_tokens: list[str] | None = None):
+    """A long-form table (query, key, weight) for CSV export."""
+    keys = key_tokens if key_tokens is not None else tokens
+    rows = []
+    for i, q in enumerate(tokens):
+        for j, k in enumerate(keys):
+            rows.append({"query_index": i, "query": q, "key_index": j, "key": k,
+                         "weight": float(mat[i, j])})
+    return rows
