@@ -1,0 +1,90 @@
+"""The positional encoding page in AppTest: every tab renders without an exception or error box,
+inputs come from the URL, a bad width shows st.error, and the ablation tab either says tiny-gpt
+is missing (st.info) or runs — here on a tiny random GPT-2 served from a local hub mirror."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import app_test, save_tiny_gpt2
+
+PAGE = "pages/positional.py"
+HUB = "DistilGPT-2 (hub)"  # the picker's label of the mirrored model
+TABS = ["Sinusoidal", "Similarity", "Relative offset", "Sine-only", "Learned", "Rotary (RoPE)",
+        "Ablation"]
+
+
+def run(**params):
+    at = app_test(PAGE)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def open_tab(at, label):
+    return next(t for t in at.tabs if t.label == label)
+
+
+def test_default_view():
+    at = run()
+    assert not at.exception and not at.error
+    assert [t.label for t in at.tabs] == TABS
+    assert at.slider(key="d").value == 64 and at.slider(key="n").value == 100
+    assert len(at.latex) >= 1 and at.multiselect(key="dims").value == [0, 1, 6, 7]
+
+
+@pytest.mark.parametrize("tab", TABS[1:])
+def test_every_tab_renders(tab):
+    at = run(tab=tab, d="16", n="40")
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert not at.warning, [w.value for w in at.warning]
+    assert open_tab(at, tab).children, f"{tab} drew nothing"
+    assert at.slider(key="d").value == 16
+
+
+def test_numbers_on_the_page():
+    at = run(tab="Relative offset", d="16", n="40", k="3")
+    values = {m.label: m.value for m in at.metric}
+    assert float(values["Sinusoidal: max error"]) < 1e-9
+    assert float(values["Sine-only: max error"]) > 0.1
+    at = run(tab="Rotary (RoPE)", d="16", n="40")
+    assert float(next(m.value for m in at.metric if m.label.startswith("RoPE"))) < 1e-5
+
+
+def test_odd_width_from_the_url_shows_an_error_not_an_exception():
+    at = run(d="7")
+    assert not at.exception
+    assert any("even" in e.value for e in at.error)
+
+
+def test_ablation_tab_without_a_causal_model_says_so():
+    from lmdemo.registry import specs_of_kind
+
+    at = run(tab="Ablation")
+    assert not at.exception and not at.error
+    if not specs_of_kind("causal-lm"):
+        assert any("tiny-gpt" in i.value for i in at.info)
+
+
+def test_ablation_and_learned_tabs_on_a_mirrored_gpt2(tmp_path, monkeypatch):
+    from lmdemo.models import clear_cache
+
+    save_tiny_gpt2(tmp_path / "distilgpt2")
+    monkeypatch.setenv("LMDEMO_HUB_MIRROR", str(tmp_path))
+    clear_cache()
+    try:
+        # select boxes keep their shown label in the URL
+        at = run(tab="Ablation", abl_model=HUB, abl_text="abcdefg",
+                 abl_mode="position ids shuffled", abl_layer="1", abl_head="3")
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert any(m.label.startswith("KL") for m in at.metric)
+        assert at.selectbox(key="abl_mode").value == "shuffle"
+        assert at.number_input(key="abl_layer").value == 1
+        at = run(tab="Ablation", abl_model=HUB, abl_text="a")  # one token: no order
+        assert not at.exception and any("2 tokens" in e.value for e in at.error)
+        at = run(tab="Learned", model=HUB, n="30")
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert any("transformer.wpe" in c.value for c in at.caption)
+    finally:
+        clear_cache()
