@@ -1,0 +1,32 @@
+"""`lmdemo evaluate`: accuracy, precision, recall, F1 and confusion matrix of a classifier on a
+labelled data file (CSV/TSV/JSONL with text and label columns), 'shipped' (its test split) or
+'imdb' (its test split, when the hub is reachable)."""
+
+from __future__ import annotations
+
+from lmdemo.cli import add_json_flag
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="score a sentiment classifier on labelled reviews")
+    p.add_argument("--model", default="sentiment-minilm", help="classifier id or run folder")
+    p.add_argument("--data", default="shipped",
+                   help="a CSV/TSV/JSONL file, 'shipped' (test split) or 'imdb' (test split)")
+    p.add_argument("--split", default="test", help="split of the shipped set (default test)")
+    p.add_argument("--text-column", help="name of the text column (default: guessed)")
+    p.add_argument("--label-column", help="name of the label column (default: guessed)")
+    p.add_argument("--limit", type=int, help="evaluate on at most this many reviews")
+    p.add_argument("--misclassified", action="store_true", help="list the wrong predictions")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from lmdemo.reviews import load_spec
+    from lmdemo.sentiment import evaluate
+
+    data = load_spec(args.data, args.split, args.text_column, args.label_column, args.limit)
+    result = evaluate(data, args.model, allow_path=True).to_json()
+    if not args.misclassified:
+        result.pop("misclassified")
+    return {"model": args.model, "data": args.data, **result}

@@ -1,0 +1,97 @@
+"""`lmdemo finetune`: fine-tune an encoder into a sentiment classifier, in the foreground.
+
+`--out DIR` trains here and leaves DIR as a run folder (config.json, status.json, metrics.jsonl,
+model/), which `classify --model DIR` and `evaluate --model DIR` accept. `--run-dir DIR` is how the
+app's job runner starts a queued run in its own process. Under `accelerate launch --num_processes
+N -m lmdemo finetune ...` the same command trains data-parallel; only the first process writes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from lmdemo.cli import add_json_flag
+from lmdemo.errors import UserError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("finetune", help="fine-tune a sentiment classifier (full or LoRA)")
+    p.add_argument("--base", default="minilm", help="encoder to fine-tune (default minilm)")
+    p.add_argument("--data", default="shipped",
+                   help="'shipped', 'imdb' or a CSV/TSV/JSONL file with text and label columns")
+    p.add_argument("--text-column", help="name of the text column (default: guessed)")
+    p.add_argument("--label-column", help="name of the label column (default: guessed)")
+    p.add_argument("--out", help="new folder for the run (config, metrics, status, model/)")
+    p.add_argument("--run-dir", help=argparse_hidden())
+    p.add_argument("--method", choices=("lora", "full"), default="lora")
+    p.add_argument("--epochs", type=float, default=3)
+    p.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float)
+    p.add_argument("--batch-size", type=float, default=16)
+    p.add_argument("--max-length", type=float, default=256)
+    p.add_argument("--warmup", type=float, default=0.1, help="fraction of steps warming up")
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lora-r", type=float, default=8)
+    p.add_argument("--no-mixed-precision", action="store_true", help="fp32 even on a GPU")
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of a data file held out for validation (shipped has its own)")
+    p.add_argument("--limit", type=int, help="train on at most this many reviews")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def argparse_hidden():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def config_from_args(args) -> dict:
+    from lmdemo.finetune import TrainConfig
+
+    cfg = {"base": args.base, "method": args.method, "epochs": args.epochs,
+           "batch_size": args.batch_size, "max_length": args.max_length, "warmup": args.warmup,
+           "weight_decay": args.weight_decay, "seed": args.seed, "lora_r": args.lora_r,
+           "mixed_precision": not args.no_mixed_precision}
+    cfg["learning_rate"] = args.learning_rate if args.learning_rate is not None else (
+        5e-4 if args.method == "lora" else 5e-5)
+    TrainConfig.from_json(cfg)  # every hyperparameter checked before anything is created
+    data = args.data
+    if data not in ("shipped", "imdb"):
+        from lmdemo.reviews import read_path
+
+        read_path(data, args.text_column, args.label_column)  # bad files fail here, early
+        data = str(Path(data).resolve())
+    return dict(cfg, data=data, val_fraction=args.val_fraction, limit=args.limit)
+
+
+def run(args):
+    from lmdemo import jobs
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.run_dir:
+        return jobs.run_worker(Path(args.run_dir))
+    if not args.out:
+        raise UserError("Give --out DIR: a new folder for the run (or use the app's Jobs tab).")
+    config = config_from_args(args)
+    data_jsonl = None
+    if config["data"] not in ("shipped", "imdb"):
+        from lmdemo.reviews import read_path
+
+        data_jsonl = read_path(config["data"], args.text_column, args.label_column).to_jsonl()
+    folder = Path(args.out)
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        from accelerate import PartialState
+
+        state = PartialState()
+        if state.is_main_process:
+            jobs.init_folder(folder, config, data_jsonl)
+        state.wait_for_everyone()
+    else:
+        jobs.init_folder(folder, config, data_jsonl)
+    return jobs.run_worker(folder)

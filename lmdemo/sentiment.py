@@ -1,0 +1,241 @@
+"""Query a sentiment classifier: labels and probabilities, token attributions, evaluation.
+
+`classify` returns the label and both probabilities for each review; `explain` adds a per-token
+attribution — integrated gradients (computed here in torch: the gradient of the predicted class's
+logit along a straight path from a [PAD]-embedding baseline to the review's word embeddings,
+averaged with the trapezoid rule and multiplied by the input minus the baseline) or plain
+gradient × input — beside the attention that [CLS] pays to each token in the last layer, for
+comparison. `evaluate` scores a classifier on labelled reviews. A model is a registry id
+(`sentiment-minilm`, `run:<name>`); the command line may also pass a run folder path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lmdemo.config import settings
+from lmdemo.errors import UserError
+from lmdemo.metrics import Metrics, binary_metrics
+from lmdemo.reviews import Reviews
+
+LABEL_NAMES = ("negative", "positive")
+METHODS = ("integrated-gradients", "gradient-x-input")
+DEFAULT_MODEL = "sentiment-minilm"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One review's label and class probabilities."""
+
+    label: str  # "negative" or "positive"
+    probs: dict  # {"negative": p, "positive": 1 - p}
+
+    def to_json(self) -> dict:
+        return {"label": self.label, "probs": dict(self.probs)}
+
+
+@dataclass
+class Explanation:
+    """A prediction with per-token attributions and [CLS] attention."""
+
+    tokens: list[str]
+    attribution: np.ndarray  # (T,) signed: > 0 pushes towards the predicted label
+    cls_attention: np.ndarray  # (T,) last layer, mean over heads, [CLS] row; sums to 1
+    prediction: Prediction
+    method: str
+    completeness_gap: float = 0.0  # |sum(IG) - (f(x) - f(baseline))|, small when steps suffice
+
+    def to_json(self) -> dict:
+        return {"tokens": self.tokens, "attribution": [float(x) for x in self.attribution],
+                "cls_attention": [float(x) for x in self.cls_attention],
+                "method": self.method, "completeness_gap": self.completeness_gap,
+                **self.prediction.to_json()}
+
+
+@dataclass
+class Evaluation:
+    """Scores of a classifier on labelled reviews, with the reviews it got wrong."""
+
+    metrics: Metrics
+    misclassified: list[dict] = field(default_factory=list)  # text, label, predicted, p_positive
+
+    def to_json(self) -> dict:
+        return {**self.metrics.to_json(), "misclassified": self.misclassified}
+
+
+def _run_folder_spec(path: Path):
+    """A classifier spec for a run folder given on the command line."""
+    from lmdemo.registry import ModelSpec
+
+    model_dir = path / "model" if (path / "model").is_dir() else path
+    base = "minilm"
+    for cfg_file in (path / "config.json", path.parent / "config.json"):
+        try:
+            base = str(json.loads(cfg_file.read_text()).get("base", base))
+            break
+        except (OSError, ValueError):
+            continue
+    if not ((model_dir / "adapter_config.json").exists() or (model_dir / "config.json").exists()):
+        raise UserError(f"{str(path)!r} holds no trained model (no model/ folder with "
+                        "adapter_config.json or config.json); has the run finished?")
+    return ModelSpec(f"path:{model_dir.resolve()}", "classifier", "run", f"run folder {path.name}",
+                     "hf-classifier", str(model_dir.resolve()), attentions=True,
+                     learned_positions=True, base=base)
+
+
+_PATH_CACHE: dict[str, object] = {}  # run folders loaded by the command line, once per process
+
+
+def load_classifier(model: str, allow_path: bool = False):
+    """The loaded classifier for a registry id, or (command line only) a run folder path."""
+    from lmdemo import models
+
+    if allow_path and model and ("/" in model or model.startswith(".")) and Path(model).is_dir():
+        spec = _run_folder_spec(Path(model))
+        if spec.id not in _PATH_CACHE:
+            from lmdemo.device import pick_device, pick_dtype
+
+            dev = pick_device()
+            _PATH_CACHE[spec.id] = models._load_uncached(spec, spec.location, dev,
+                                                         pick_dtype(dev))
+        return _PATH_CACHE[spec.id]
+    return models.load(model or DEFAULT_MODEL, kinds=("classifier",))
+
+
+def _check_texts(texts: list[str]) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    limit = settings().max_text_chars
+    out = []
+    for i, text in enumerate(texts):
+        text = (text or "").strip()
+        if not text:
+            raise UserError(f"Review {i + 1} is empty: type a review to classify.")
+        if len(text) > limit:
+            raise UserError(f"Review {i + 1} has {len(text)} characters; the limit is {limit}.")
+        out.append(text)
+    if not out:
+        raise UserError("Give at least one review to classify.")
+    return out
+
+
+def _positive_probs(loaded, texts: list[str], max_length: int = 512,
+                    batch_size: int = 32) -> np.ndarray:
+    from lmdemo.finetune import predict_encoded
+
+    limit = min(max_length, loaded.max_positions)
+    encoded = loaded.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
+    pad_id = loaded.tokenizer.pad_token_id or 0
+    return predict_encoded(loaded.model, encoded, pad_id, loaded.device, batch_size)
+
+
+def _prediction(p_pos: float) -> Prediction:
+    p_pos = float(p_pos)
+    return Prediction(LABEL_NAMES[int(p_pos >= 0.5)],
+                      {"negative": 1.0 - p_pos, "positive": p_pos})
+
+
+def classify(texts: list[str] | str, model: str = DEFAULT_MODEL,
+             allow_path: bool = False) -> list[Prediction]:
+    """Label and probabilities of each review, in input order."""
+    texts = _check_texts(texts)
+    loaded = load_classifier(model, allow_path)
+    return [_prediction(p) for p in _positive_probs(loaded, texts)]
+
+
+def evaluate(data: Reviews, model: str = DEFAULT_MODEL, allow_path: bool = False,
+             max_misclassified: int = 200) -> Evaluation:
+    """Accuracy, precision, recall, F1, confusion matrix and the misclassified reviews."""
+    if len(data) == 0:
+        raise UserError("There are no reviews to evaluate on.")
+    loaded = load_classifier(model, allow_path)
+    probs = _positive_probs(loaded, data.texts)
+    preds = (probs >= 0.5).astype(int)
+    wrong = [{"text": t, "label": LABEL_NAMES[y], "predicted": LABEL_NAMES[p],
+              "p_positive": round(float(q), 4)}
+             for t, y, p, q in zip(data.texts, data.labels, preds, probs, strict=True) if y != p]
+    return Evaluation(binary_metrics(data.labels, preds), wrong[:max_misclassified])
+
+
+def explain(text: str, model: str = DEFAULT_MODEL, method: str = "integrated-gradients",
+            steps: int = 32, allow_path: bool = False, max_tokens: int = 256) -> Explanation:
+    """Per-token attribution of the predicted label and the [CLS] attention of the last layer."""
+    import torch
+
+    if method not in METHODS:
+        raise UserError(f"Unknown attribution method {method!r}: use one of {', '.join(METHODS)}.")
+    if not 1 <= int(steps) <= 512:
+        raise UserError("Integrated-gradient steps must be between 1 and 512.")
+    text = _check_texts([text])[0]
+    loaded = load_classifier(model, allow_path)
+    tok, net, dev = loaded.tokenizer, loaded.model, loaded.device
+    enc = tok(text, truncation=True, max_length=min(max_tokens, loaded.max_positions),
+              return_tensors="pt")
+    ids = enc["input_ids"].to(dev)  # (1, T)
+    mask = enc["attention_mask"].to(dev)  # (1, T)
+    tokens = tok.convert_ids_to_tokens(ids[0].tolist())
+    with torch.inference_mode():
+        out = net(input_ids=ids, attention_mask=mask, output_attentions=True)
+        probs = torch.softmax(out.logits.float(), -1)[0]  # (2,)
+        att = out.attentions[-1][0].float()  # (heads, T, T)
+        cls_att = att[:, 0, :].mean(0).cpu().numpy()  # (T,)
+    target = int(probs.argmax())
+    emb_layer = net.get_input_embeddings()
+    with torch.enable_grad():
+        x = emb_layer(ids).detach().float()  # (1, T, H)
+        pad = tok.pad_token_id or 0
+        base_ids = torch.where((ids == tok.cls_token_id) | (ids == tok.sep_token_id), ids,
+                               torch.full_like(ids, pad))  # keep [CLS]/[SEP], pad the words
+        baseline = emb_layer(base_ids).detach().float()  # (1, T, H)
+        if method == "gradient-x-input":
+            alphas = torch.ones(1, device=dev)
+        else:
+            alphas = torch.linspace(0.0, 1.0, int(steps) + 1, device=dev)  # (S+1,)
+        grads, logits_path = [], []
+        for chunk in alphas.split(16):
+            path = (baseline + chunk.view(-1, 1, 1) * (x - baseline)).requires_grad_(True)
+            logits = net(inputs_embeds=path.to(x.dtype if dev == "cpu" else loaded.dtype),
+                         attention_mask=mask.expand(len(chunk), -1)).logits.float()  # (s, 2)
+            (g,) = torch.autograd.grad(logits[:, target].sum(), path)  # (s, T, H)
+            grads.append(g.detach())
+            logits_path.append(logits[:, target].detach())
+        g_all = torch.cat(grads)  # (S+1, T, H)
+        if method == "gradient-x-input":
+            avg = g_all[0]
+            attr = (avg * x[0]).sum(-1)  # (T,)
+            gap = 0.0
+        else:
+            avg = ((g_all[:-1] + g_all[1:]) / 2).mean(0)  # trapezoid rule, (T, H)
+            attr = (avg * (x[0] - baseline[0])).sum(-1)  # (T,)
+            ends = torch.cat(logits_path)
+            gap = float(abs(attr.sum() - (ends[-1] - ends[0])))
+    attr_np = attr.cpu().numpy().astype(np.float64)
+    return Explanation(tokens, attr_np, cls_att.astype(np.float64),
+                       _prediction(float(probs[1])), method, gap)
+
+
+@dataclass(frozen=True)
+class BeforeAfter:
+    """The same review classified by two models."""
+
+    text: str
+    rows: list[dict]  # model, label, p_positive
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def compare_models(text: str, models: list[str]) -> BeforeAfter:
+    """One review through several classifiers (e.g. before and after fine-tuning)."""
+    if not models:
+        raise UserError("Pick at least one model to compare.")
+    text = _check_texts([text])[0]
+    rows = []
+    for m in models:
+        pred = classify([text], m)[0]
+        rows.append({"model": m, "label": pred.label, "p_positive": pred.probs["positive"]})
+    return BeforeAfter(text, rows)

@@ -1,0 +1,92 @@
+"""The trainer: hyperparameter checks, length-grouped batches, learning, saving and reloading."""
+
+import math
+
+import pytest
+
+from lmdemo import finetune, reviews
+from lmdemo.errors import UserError
+from lmdemo.finetune import LengthGroupedBatches, TrainConfig
+from tests.unit import sentiment_helpers as helpers
+from tests.unit.sentiment_helpers import TINY_ID, train_tiny_run, write_reviews
+
+tiny_mirror, tiny_env = helpers.tiny_mirror, helpers.tiny_env  # fixtures
+
+
+@pytest.mark.parametrize("field,value,fragment", [
+    ("learning_rate", float("nan"), "finite"),
+    ("learning_rate", 0.0, "greater than 0"),
+    ("learning_rate", -1e-4, "greater than 0"),
+    ("epochs", 0, "greater than 0"),
+    ("epochs", 2.5, "whole number"),
+    ("batch_size", -4, "greater than 0"),
+    ("max_length", float("inf"), "finite"),
+    ("warmup", 1.5, "Warm-up"),
+    ("warmup", float("nan"), "Warm-up"),
+    ("weight_decay", -0.1, "Weight decay"),
+    ("method", "qlora", "unknown"),
+    ("seed", -1, "Seed"),
+    ("learning_rate", "fast", "number"),
+])
+def test_bad_hyperparameters_are_refused(field, value, fragment):
+    with pytest.raises(UserError, match=fragment):
+        TrainConfig.from_json({field: value})
+
+
+def test_config_round_trip_and_coercion():
+    cfg = TrainConfig.from_json({"epochs": 2.0, "batch_size": 8.0, "mixed_precision": "false",
+                                 "unknown": 1})
+    assert cfg.epochs == 2 and isinstance(cfg.epochs, int) and cfg.mixed_precision is False
+    assert TrainConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_length_grouped_batches_cover_everything_and_cut_padding():
+    import random
+
+    rng = random.Random(0)
+    lengths = [rng.randint(5, 300) for _ in range(1000)]
+    sampler = LengthGroupedBatches(lengths, 16, seed=1)
+    first, second = list(sampler), list(sampler)
+    assert sorted(i for b in first for i in b) == list(range(1000)) and len(first) == len(sampler)
+    assert first != second  # a new order each epoch
+    assert list(LengthGroupedBatches(lengths, 16, seed=1)) == first  # but seeded
+
+    def padded(batches):
+        return sum(max(lengths[i] for i in b) * len(b) for b in batches)
+
+    plain = list(LengthGroupedBatches(lengths, 16, seed=1, group=False))
+    assert padded(first) < 0.7 * padded(plain)
+
+
+def test_training_learns_saves_and_reports(tiny_env, tmp_path):
+    data = reviews.read_path(write_reviews(tmp_path / "r.csv"))
+    events = []
+    cfg = TrainConfig(base=TINY_ID, method="full", epochs=6, batch_size=4, learning_rate=3e-3,
+                      warmup=0.1)
+    result = finetune.train(cfg, data, data, tmp_path / "model", on_step=events.append)
+    steps = [e for e in events if e["event"] == "step"]
+    assert len(steps) == result.steps == 6 * 9
+    assert steps[-1]["progress"] == pytest.approx(1.0) and steps[-1]["eta_s"] == pytest.approx(0)
+    assert all(math.isfinite(e["loss"]) for e in steps)
+    assert result.best_val_accuracy >= 0.8  # 36 short reviews are easy to memorise
+    assert result.history[result.best_epoch - 1]["val_accuracy"] == result.best_val_accuracy
+    assert (tmp_path / "model" / "model.safetensors").exists()
+    assert (tmp_path / "model" / "tokenizer.json").exists()
+
+
+def test_lora_run_loads_back_as_a_model_everywhere(tiny_env):
+    from lmdemo import registry, sentiment
+
+    folder = train_tiny_run("lora-a", method="lora", epochs=1)
+    assert (folder / "model" / "adapter_config.json").exists()
+    ids = [s.id for s in registry.run_specs()]
+    assert "run:lora-a" in ids
+    pred = sentiment.classify(["A lovely film."], "run:lora-a")[0]
+    assert pred.probs["negative"] + pred.probs["positive"] == pytest.approx(1.0)
+    by_path = sentiment.classify(["A lovely film."], str(folder), allow_path=True)[0]
+    assert by_path.probs["positive"] == pytest.approx(pred.probs["positive"], abs=1e-5)
+
+
+def test_no_training_data_is_refused(tiny_env):
+    with pytest.raises(UserError):
+        finetune.train(TrainConfig(base=TINY_ID), reviews.Reviews([], []))

@@ -1,0 +1,32 @@
+"""Binary metrics agree with scikit-learn, including the zero-denominator corner cases."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+from lmdemo.metrics import binary_metrics
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_matches_sklearn_on_random_labels(seed):
+    rng = np.random.default_rng(seed)
+    y, p = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
+    m = binary_metrics(y, p)
+    prec, rec, f1, _ = precision_recall_fscore_support(y, p, average="binary", zero_division=0)
+    assert m.accuracy == pytest.approx(accuracy_score(y, p))
+    assert (m.precision, m.recall, m.f1) == pytest.approx((prec, rec, f1))
+    assert m.confusion == confusion_matrix(y, p, labels=[0, 1]).tolist()
+    assert m.n == 200
+
+
+def test_no_positive_predictions_gives_zero_not_nan():
+    m = binary_metrics([1, 0, 1], [0, 0, 0])
+    prec, rec, f1, _ = precision_recall_fscore_support([1, 0, 1], [0, 0, 0], average="binary",
+                                                       zero_division=0)
+    assert (m.precision, m.recall, m.f1) == (prec, rec, f1) == (0.0, 0.0, 0.0)
+    assert m.accuracy == pytest.approx(1 / 3)
+
+
+def test_length_mismatch_is_an_error():
+    with pytest.raises(ValueError):
+        binary_metrics([0, 1], [1])
