@@ -20,79 +20,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lmdemo.errors import UserError
+from lmdemo.sampling import SamplingParams, check_params, entropy, softmax, transform
 
 KINDS = ("causal-lm", "recurrent-lm")
 MAX_TOP_K_SHOWN = 50  # the most tokens a distribution result lists
+NO_RESHAPING = SamplingParams()  # temperature 1, no top-k, no top-p
 MAX_STEPS = 4096  # generated tokens one Generation holds at most
 
 
-@dataclass(frozen=True)
-class Sampling:
-    """How the raw next-token distribution is reshaped before choosing a token."""
-
-    temperature: float = 1.0  # divide logits by this; 0 means greedy (all mass on the top token)
-    top_k: int = 0  # keep only the k most likely tokens; 0 keeps all
-    top_p: float = 1.0  # keep the smallest set of top tokens whose mass reaches p; 0 keeps one
-
-    def checked(self) -> Sampling:
-        """The same settings validated: NaN, infinities and negative values are refused with a
-        message; tiny temperatures count as greedy."""
-        t, k, p = self.temperature, self.top_k, self.top_p
-        for name, value in (("temperature", t), ("top-p", p)):
-            if value is None or not math.isfinite(float(value)):
-                raise UserError(f"The {name} must be a number (got {value!r}).")
-            if float(value) < 0:
-                raise UserError(f"The {name} cannot be negative (got {value}); use 0 or more.")
-        if p > 1:
-            raise UserError(f"top-p is a probability mass between 0 and 1 (got {p}).")
-        try:
-            k = int(k)
-        except (TypeError, ValueError, OverflowError):
-            raise UserError(f"top-k must be a whole number (got {self.top_k!r}).") from None
-        if k < 0:
-            raise UserError(f"top-k cannot be negative (got {k}); use 0 to keep every token.")
-        return Sampling(float(t), k, float(p))
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature < 1e-4
-
-
-def reshape(logits: np.ndarray, sampling: Sampling) -> np.ndarray:
-    """Probabilities after temperature, then top-k, then top-p (renormalized); (V,) -> (V,)."""
-    s = sampling.checked()
-    logits = np.asarray(logits, dtype=np.float64)  # (V,)
-    order = np.argsort(-logits, kind="stable")  # (V,) most likely first
-    if s.greedy:
-        out = np.zeros_like(logits)
-        out[order[0]] = 1.0
-        return out
-    z = logits / s.temperature
-    probs = np.exp(z - z.max())
-    probs /= probs.sum()
-    keep = np.ones_like(probs, dtype=bool)
-    if s.top_k:
-        keep[order[s.top_k:]] = False
-    if s.top_p < 1.0:
-        mass_before = np.cumsum(probs[order]) - probs[order]  # mass of the tokens ranked above
-        drop = order[mass_before >= s.top_p]
-        drop = drop[1:] if len(drop) == len(order) else drop  # the top token always stays
-        keep[drop] = False
-    probs = np.where(keep, probs, 0.0)
-    return probs / probs.sum()
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64)
-    e = np.exp(z - z.max())
-    return e / e.sum()
+def reshape(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
+    """(V,) probabilities after temperature / top-k / top-p, the parameters validated first."""
+    params = check_params(params.temperature, params.top_k, params.top_p)
+    return transform(logits, params)
 
 
 def entropy_bits(probs: np.ndarray) -> float:
     """Shannon entropy of a distribution, in bits."""
-    p = np.asarray(probs, dtype=np.float64)
-    p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
+    return entropy(np.asarray(probs, dtype=np.float64)) / math.log(2)
 
 
 def token_text(tokenizer, token_id: int) -> str:
@@ -192,7 +136,8 @@ class Generation:
         ids = [s.id for s in self.steps] if generated_only else self.ids
         return tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
-    def distribution(self, sampling: Sampling = Sampling(), top: int = 10) -> Distribution:
+    def distribution(self, sampling: SamplingParams = NO_RESHAPING,
+                     top: int = 10) -> Distribution:
         """The top `top` tokens of the next-token distribution, raw and reshaped."""
         top = max(1, min(int(top), MAX_TOP_K_SHOWN))
         raw = softmax(self.logits)  # (V,)
@@ -206,7 +151,8 @@ class Generation:
                             kept=int((shaped > 0).sum()), vocab_size=int(raw.shape[0]))
 
     # ---- stepping -----------------------------------------------------------------------------
-    def force(self, token_id: int, sampling: Sampling = Sampling(), how: str = "forced") -> Step:
+    def force(self, token_id: int, sampling: SamplingParams = NO_RESHAPING,
+              how: str = "forced") -> Step:
         """Append exactly this token (a click on it), recording its probability."""
         vocab = int(self.logits.shape[0])
         if not 0 <= int(token_id) < vocab:
@@ -224,14 +170,15 @@ class Generation:
 
     def greedy(self) -> Step:
         """Append the most likely token."""
-        return self.force(int(np.argmax(self.logits)), Sampling(temperature=0.0), how="greedy")
+        return self.force(int(np.argmax(self.logits)), SamplingParams(temperature=0.0),
+                          how="greedy")
 
-    def sample(self, sampling: Sampling = Sampling(), seed: int | None = None) -> Step:
+    def sample(self, sampling: SamplingParams = NO_RESHAPING, seed: int | None = None) -> Step:
         """Append a token drawn from the reshaped distribution (reproducible with `seed`)."""
         probs = reshape(self.logits, sampling)
         rng = np.random.default_rng(None if seed is None else [int(seed), len(self.ids)])
         token_id = int(rng.choice(len(probs), p=probs))
-        return self.force(token_id, sampling, how="greedy" if sampling.checked().greedy
+        return self.force(token_id, sampling, how="greedy" if sampling.temperature == 0
                           else "sampled")
 
     def undo(self) -> Step | None:

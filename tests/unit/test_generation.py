@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from lmdemo.errors import UserError
-from lmdemo.generation import Generation, Sampling, full_recompute_logits, reshape
+from lmdemo.generation import Generation, full_recompute_logits, reshape
+from lmdemo.sampling import SamplingParams as Sampling
 from tests.helpers import save_tiny_gpt2
 
 
@@ -123,7 +124,7 @@ def test_reshape_edges():
     raw = reshape(logits, Sampling())
     np.testing.assert_allclose(raw, np.exp(logits) / np.exp(logits).sum())
     np.testing.assert_array_equal(reshape(logits, Sampling(temperature=0)), [1, 0, 0, 0])
-    np.testing.assert_array_equal(reshape(logits, Sampling(top_p=0)), [1, 0, 0, 0])
+    np.testing.assert_array_equal(reshape(logits, Sampling(top_p=1e-9)), [1, 0, 0, 0])
     k2 = reshape(logits, Sampling(top_k=2))
     assert (k2[2:] == 0).all() and k2.sum() == pytest.approx(1)
     # top-p keeps the smallest head whose mass reaches p
@@ -134,8 +135,8 @@ def test_reshape_edges():
 
 
 @pytest.mark.parametrize("bad", [Sampling(temperature=math.nan), Sampling(temperature=-1),
-                                 Sampling(top_p=-0.1), Sampling(top_p=1.5), Sampling(top_k=-2),
-                                 Sampling(top_p=math.inf)])
+                                 Sampling(top_p=0), Sampling(top_p=1.5), Sampling(top_k=-2),
+                                 Sampling(top_p=math.inf), Sampling(top_k=1.5)])
 def test_bad_sampling_values_give_a_user_error(bad):
     with pytest.raises(UserError):
         reshape(np.zeros(4), bad)
