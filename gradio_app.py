@@ -1,0 +1,370 @@
+"""The Gradio app: the Streamlit pages' services and figures as tabs, plus a JSON HTTP API.
+
+`python gradio_app.py [--host H] [--port P]` serves a `gr.Blocks` with tabs for next word,
+attention, positional encoding and sentiment (query, fine-tuning launch and status). Every handler
+calls the same lmdemo service and plot builder as the Streamlit page; nothing is reimplemented.
+Named endpoints (`/next_token`, `/score`, `/attention`, `/classify`, `/positional`,
+`/finetune_launch`, `/finetune_status`) return plain JSON through `lmdemo.api`, callable with
+`gradio_client.Client(url).predict(..., api_name="/next_token")`. Model work runs on one queue
+whose concurrency and length are capped (`LMDEMO_GRADIO_CONCURRENCY`, `LMDEMO_GRADIO_QUEUE`), so a
+crowd waits in line instead of exhausting memory. A service's `UserError` becomes a `gr.Error`
+with the same message. Building the Blocks loads no model: weights load on the first request.
+"""
+
+import argparse
+import functools
+import logging
+import math
+import os
+from dataclasses import dataclass
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never phone home (offline first)
+
+import gradio as gr  # noqa: E402
+
+from lmdemo import api  # noqa: E402
+from lmdemo.errors import UserError  # noqa: E402
+
+log = logging.getLogger("lmdemo.gradio")
+LN2 = math.log(2)  # nats -> bits
+MODELS = "models"  # the concurrency group every model-running event shares
+NEXT_EXAMPLES = ["The cat sat on the", "Once upon a time there was a", "I went to the store to buy"]
+ATTENTION_EXAMPLES = ["The animal didn't cross the street because it was too tired",
+                      "The animal didn't cross the street because it was too wide"]
+SCORE_EXAMPLE = "The cat sat on the mat.\nThe mat sat on the cat.\nCat the on sat mat the."
+REVIEW_EXAMPLE = "A warm, funny film with a great cast.\nTwo hours I will never get back."
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How the Gradio server runs; every field can be set from the environment."""
+
+    host: str  # LMDEMO_GRADIO_HOST (or GRADIO_SERVER_NAME, as Spaces sets it); default loopback
+    port: int  # LMDEMO_GRADIO_PORT (or GRADIO_SERVER_PORT); default 7860
+    concurrency: int  # LMDEMO_GRADIO_CONCURRENCY: model requests computed at once (default 2)
+    queue_size: int  # LMDEMO_GRADIO_QUEUE: requests waiting at most; more are refused (default 64)
+
+    @classmethod
+    def from_env(cls) -> "ServerSettings":
+        return cls(host=os.environ.get("LMDEMO_GRADIO_HOST")
+                   or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
+                   port=_env_int("LMDEMO_GRADIO_PORT", _env_int("GRADIO_SERVER_PORT", 7860)),
+                   concurrency=max(1, _env_int("LMDEMO_GRADIO_CONCURRENCY", 2)),
+                   queue_size=max(1, _env_int("LMDEMO_GRADIO_QUEUE", 64)))
+
+
+def guarded(fn):
+    """Run a handler; a UserError becomes gr.Error with its message, anything else a short one."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except UserError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except Exception as exc:  # a bug must not reach the user as a bare traceback
+            log.exception("%s failed", fn.__name__)
+            raise gr.Error(f"{fn.__name__} could not be computed: {type(exc).__name__}: "
+                           f"{str(exc)[:300]}", print_exception=False) from None
+    return wrapper
+
+
+def model_choices(*kinds: str) -> list[str]:
+    """Ids of the installed models of these kinds (the registry only; nothing is loaded)."""
+    from lmdemo.registry import specs_of_kind
+
+    try:
+        return [s.id for s in specs_of_kind(*kinds)]
+    except Exception:  # a broken registry entry must not stop the app from starting
+        log.exception("listing models failed")
+        return []
+
+
+def _pick(choices: list[str], preferred: str) -> str:
+    return preferred if preferred in choices or not choices else choices[0]
+
+
+# ----------------------------------------------------------------------------- handlers
+# Each takes the widgets' values and returns what the output components show.
+
+@guarded
+def next_word_view(text: str, model: str, show: float, temperature: float, top_k: float,
+                   top_p: float):
+    """Next-token bars (raw beside reshaped), a table and a one-line summary."""
+    from lmdemo.plots import next_word as plots
+
+    res = api.next_token(text, model, show, temperature, top_k, top_p)
+    entries = res["entries"]
+    fig = plots.distribution_bars([e["token"] for e in entries], [e["prob"] for e in entries],
+                                  [e["sampling_prob"] for e in entries],
+                                  f"{res['model']}: next token")
+    summary = (f"Entropy {res['entropy'] / LN2:.2f} bits raw, "
+               f"{res['sampling_entropy'] / LN2:.2f} bits reshaped; {res['kept']:,} of "
+               f"{res['vocab_size']:,} tokens can still be drawn.")
+    if res["message"]:
+        summary += f"\n\n{res['message']}"
+    rows = [[e["token"], e["id"], round(e["prob"], 5), round(e["sampling_prob"], 5)]
+            for e in entries]
+    return fig, rows, summary
+
+
+@guarded
+def score_view(sentences: str, model: str):
+    """Candidate sentences ranked by log-probability."""
+    from lmdemo.plots import next_word as plots
+
+    res = api.score(sentences, model)
+    rows = res["sentences"]
+    fig = plots.sentence_bars([r["text"] for r in rows], [r["total_log_prob"] for r in rows],
+                              f"{res['model']}: which sentence is most likely?")
+    table = [[r["text"], round(r["total_log_prob"], 3), round(r["perplexity"], 2)]
+             for r in rows]
+    return fig, table
+
+
+@guarded
+def attention_view(text: str, model: str, layer: float, head: float, view: str):
+    """One head / the mean over heads / the rollout as a heatmap, and every head as a grid."""
+    from lmdemo import attention as svc
+    from lmdemo.attention_math import mean_heads, rollout
+    from lmdemo.plots import attention as plots
+
+    res = svc.attention((model or api.DEFAULT_ENCODER).strip(), text)
+    layer = api.whole(layer, "layer", 0, res.n_layers - 1)
+    head = api.whole(head, "head", 0, res.n_heads - 1)
+    mat, what = {
+        "head": (lambda: (res.attentions[layer, head], f"layer {layer}, head {head}")),
+        "mean": (lambda: (mean_heads(res.attentions)[layer], f"layer {layer}, mean over heads")),
+        "rollout": (lambda: (rollout(res.attentions)[layer], f"rollout through layers 0–{layer}")),
+    }[view if view in ("head", "mean", "rollout") else "head"]()
+    heat = plots.head_heatmap(res.tokens, mat, f"{res.model_id}: {what}")
+    grid = plots.grid_figure(res.attentions, (layer, head))
+    info = (f"{res.model_id}: {res.n_layers} layers × {res.n_heads} heads, {len(res.tokens)} "
+            f"tokens{' (causal)' if res.causal else ''}. {res.message}").strip()
+    return heat, grid, info
+
+
+@guarded
+def positional_view(kind: str, length: float, d_model: float, metric: str):
+    """The encoding table, its similarity matrix and the similarity by distance."""
+    from lmdemo import positional as pos
+    from lmdemo.plots import positional as plots
+
+    length, d_model = pos.check_sizes(int(length), int(d_model))
+    pe = pos.encoding(kind, length, d_model)  # (length, d_model)
+    sim = pos.similarity(pe, metric)  # (length, length)
+    stats = pos.diagonal_stats(sim)
+    shown_pe, _ = pos.thin(pe)
+    shown_sim, _ = pos.thin(sim)
+    return (plots.heatmap(shown_pe, f"{kind} encoding, {length} positions × {d_model}"),
+            plots.heatmap(shown_sim, f"{metric} similarity between positions", "position",
+                          "position", zmid=None, colorscale="Viridis"),
+            plots.diagonal_chart(stats.offsets, stats.mean, stats.spread,
+                                 "Similarity by distance"),
+            f"Largest spread along a diagonal: {stats.max_spread:.3g} (0 means the similarity "
+            "depends on the distance only).")
+
+
+@guarded
+def classify_view(reviews: str, model: str):
+    """The first review's label probabilities and a table of every review."""
+    preds = api.classify(reviews, model)
+    items = api.texts_of(reviews, "review")
+    rows = [[text, p["label"], round(p["probs"]["positive"], 4)]
+            for text, p in zip(items, preds, strict=True)]
+    return preds[0]["probs"], rows
+
+
+@guarded
+def launch_view(name: str, base: str, method: str, epochs: float, learning_rate: float,
+                batch_size: float, max_length: float, limit: float, token: str):
+    """Queue a fine-tuning run; show its status."""
+    return api.finetune_launch(name, base, method, epochs, learning_rate, batch_size,
+                               max_length, limit, token)
+
+
+@guarded
+def status_view(name: str):
+    """A run's status (or every run) and, when it has metrics, its loss curve."""
+    res = api.finetune_status(name)
+    fig = None
+    steps = [m for m in res.get("metrics", []) if "loss" in m and "step" in m]
+    if steps:
+        try:
+            from lmdemo.plots import sentiment as plots
+
+            fig = plots.training_curves(res["metrics"])
+        except (ImportError, AttributeError):
+            fig = None
+    return res, fig
+
+
+# ----------------------------------------------------------------------------- layout
+
+def _next_word_tab() -> None:
+    lm_choices = model_choices("causal-lm", "recurrent-lm")
+    with gr.Row():
+        with gr.Column(scale=2):
+            text = gr.Textbox(NEXT_EXAMPLES[0], label="Text", lines=2)
+            gr.Examples([[e] for e in NEXT_EXAMPLES], [text])
+        with gr.Column(scale=1):
+            model = gr.Dropdown(lm_choices, value=_pick(lm_choices, api.DEFAULT_LM),
+                                label="Model", allow_custom_value=True)
+            show = gr.Slider(1, api.MAX_TOP, 10, step=1, label="Tokens shown")
+            temperature = gr.Slider(0, 3, 1.0, step=0.05, label="Temperature (0 = greedy)")
+            top_k = gr.Slider(0, 100, 0, step=1, label="top-k (0 = keep all)")
+            top_p = gr.Slider(0.01, 1, 1.0, step=0.01, label="top-p (1 = keep all)")
+    btn = gr.Button("Predict the next token", variant="primary")
+    plot = gr.Plot(label="Next-token probabilities")
+    summary = gr.Markdown()
+    table = gr.Dataframe(headers=["token", "id", "p (raw)", "p (reshaped)"], label="Top tokens")
+    inputs = [text, model, show, temperature, top_k, top_p]
+    for trigger in (btn.click, text.submit):
+        trigger(next_word_view, inputs, [plot, table, summary], api_visibility="private",
+                concurrency_id=MODELS)
+    with gr.Accordion("Score whole sentences", open=False):
+        sentences = gr.Textbox(SCORE_EXAMPLE, label="Candidate sentences (one per line)",
+                               lines=4)
+        score_btn = gr.Button("Rank by probability")
+        score_plot = gr.Plot()
+        score_table = gr.Dataframe(headers=["sentence", "log p (nats)", "perplexity"])
+        score_btn.click(score_view, [sentences, model], [score_plot, score_table],
+                        api_visibility="private", concurrency_id=MODELS)
+
+
+def _attention_tab() -> None:
+    att_choices = model_choices("encoder", "causal-lm", "classifier")
+    with gr.Row():
+        with gr.Column(scale=2):
+            text = gr.Textbox(ATTENTION_EXAMPLES[0], label="Text", lines=2)
+            gr.Examples([[e] for e in ATTENTION_EXAMPLES], [text])
+        with gr.Column(scale=1):
+            model = gr.Dropdown(att_choices, value=_pick(att_choices, api.DEFAULT_ENCODER),
+                                label="Model", allow_custom_value=True)
+            with gr.Row():
+                layer = gr.Number(3, label="Layer", precision=0, minimum=0)
+                head = gr.Number(1, label="Head", precision=0, minimum=0)
+            view = gr.Radio([("One head", "head"), ("Mean over heads", "mean"),
+                             ("Rollout", "rollout")], value="head", label="Show")
+    btn = gr.Button("Show attention", variant="primary")
+    info = gr.Markdown()
+    heat = gr.Plot(label="Attention weights")
+    grid = gr.Plot(label="Every layer × head")
+    for trigger in (btn.click, text.submit):
+        trigger(attention_view, [text, model, layer, head, view], [heat, grid, info],
+                api_visibility="private", concurrency_id=MODELS)
+
+
+def _positional_tab() -> None:
+    from lmdemo import positional as pos
+
+    with gr.Row():
+        kind = gr.Radio(list(pos.KINDS), value="sinusoidal", label="Encoding")
+        metric = gr.Radio(list(pos.METRICS), value="dot", label="Similarity")
+        length = gr.Slider(2, pos.LIMITS.max_length, 100, step=1, label="Positions")
+        d_model = gr.Slider(2, pos.LIMITS.max_d_model, 64, step=2, label="d_model (even)")
+    btn = gr.Button("Draw", variant="primary")
+    spread = gr.Markdown()
+    with gr.Row():
+        enc = gr.Plot(label="Encoding")
+        sim = gr.Plot(label="Similarity")
+    diag = gr.Plot(label="Similarity by distance")
+    btn.click(positional_view, [kind, length, d_model, metric], [enc, sim, diag, spread],
+             api_visibility="private", concurrency_id=MODELS)
+
+
+def _sentiment_tab() -> None:
+    cls_choices = model_choices("classifier")
+    enc_choices = model_choices("encoder")
+    with gr.Tab("Query"):
+        reviews = gr.Textbox(REVIEW_EXAMPLE, label="Reviews (one per line)", lines=4)
+        model = gr.Dropdown(cls_choices, value=_pick(cls_choices, api.DEFAULT_CLASSIFIER),
+                            label="Classifier", allow_custom_value=True)
+        btn = gr.Button("Classify", variant="primary")
+        label = gr.Label(label="First review", num_top_classes=2)
+        table = gr.Dataframe(headers=["review", "label", "p(positive)"])
+        btn.click(classify_view, [reviews, model], [label, table], api_visibility="private",
+                 concurrency_id=MODELS)
+    with gr.Tab("Fine-tune"):
+        gr.Markdown("Fine-tune an encoder on the shipped movie reviews. The run trains in its "
+                    "own process and appears as classifier `run:<name>` when done.")
+        with gr.Row():
+            name = gr.Textbox(label="Run name", placeholder="my-run")
+            base = gr.Dropdown(enc_choices, value=_pick(enc_choices, "minilm"), label="Base",
+                               allow_custom_value=True)
+            method = gr.Radio(["lora", "full"], value="lora", label="Method")
+        with gr.Row():
+            epochs = gr.Number(1, label="Epochs", minimum=0)
+            lr = gr.Number(0, label="Learning rate (0 = default for the method)", minimum=0)
+            batch = gr.Number(16, label="Batch size", precision=0, minimum=1)
+            max_len = gr.Number(128, label="Max tokens", precision=0, minimum=2)
+            limit = gr.Number(0, label="Train on at most N reviews (0 = all)", precision=0,
+                              minimum=0)
+        token = gr.Textbox(label="Training token (if the server asks for one)", type="password")
+        launch = gr.Button("Launch", variant="primary")
+        launched = gr.JSON(label="Run")
+        launch.click(launch_view, [name, base, method, epochs, lr, batch, max_len, limit, token],
+                     launched, api_visibility="private")
+    with gr.Tab("Runs"):
+        run = gr.Textbox(label="Run name (empty: list every run)")
+        refresh = gr.Button("Refresh")
+        status = gr.JSON(label="Status")
+        curve = gr.Plot(label="Training curves")
+        refresh.click(status_view, run, [status, curve], api_visibility="private")
+
+
+def _endpoints(settings: ServerSettings) -> None:
+    """The named JSON endpoints (API only: no widgets)."""
+    limit = settings.concurrency
+    for fn, name in ((api.next_token, "next_token"), (api.score, "score"),
+                     (api.attention, "attention"), (api.classify, "classify"),
+                     (api.positional, "positional")):
+        gr.api(guarded(fn), api_name=name, concurrency_id=MODELS, concurrency_limit=limit)
+    gr.api(guarded(api.finetune_launch), api_name="finetune_launch", concurrency_limit=1)
+    gr.api(guarded(api.finetune_status), api_name="finetune_status", concurrency_limit=4)
+
+
+def build(settings: ServerSettings | None = None) -> gr.Blocks:
+    """The whole app, queue included. Loads no model."""
+    settings = settings or ServerSettings.from_env()
+    with gr.Blocks(title="lmdemo — how language models work", analytics_enabled=False) as demo:
+        gr.Markdown("# lmdemo\nSee how language models work: the next word, attention, "
+                    "positional encodings and a sentiment classifier. The same models and "
+                    "figures as the Streamlit app; every tab is also an HTTP endpoint (see "
+                    "*Use via API* below).")
+        with gr.Tab("Next word"):
+            _next_word_tab()
+        with gr.Tab("Attention"):
+            _attention_tab()
+        with gr.Tab("Positional encoding"):
+            _positional_tab()
+        with gr.Tab("Sentiment"):
+            _sentiment_tab()
+        _endpoints(settings)
+    demo.queue(default_concurrency_limit=settings.concurrency, max_size=settings.queue_size)
+    return demo
+
+
+def main(argv: list[str] | None = None) -> None:
+    defaults = ServerSettings.from_env()
+    parser = argparse.ArgumentParser(description="Serve the lmdemo Gradio app and its HTTP API.")
+    parser.add_argument("--host", default=defaults.host,
+                        help=f"interface to listen on (default {defaults.host}; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=defaults.port,
+                        help=f"port (default {defaults.port}; env LMDEMO_GRADIO_PORT)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    build(defaults).launch(server_name=args.host, server_port=args.port, ssr_mode=False,
+                           mcp_server=False)
+
+
+if __name__ == "__main__":
+    main()
