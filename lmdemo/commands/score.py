@@ -1,0 +1,21 @@
+"""`lmdemo score`: per-token log-probabilities and perplexity of texts under a language model."""
+
+from __future__ import annotations
+
+from lmdemo.cli import add_json_flag, add_text_inputs, read_texts
+
+
+def register(sub) -> None:
+    p = sub.add_parser("score", help="log-probability of every token of a text, and perplexity")
+    p.add_argument("--model", default="tiny-gpt", help="a causal-lm or recurrent-lm id")
+    add_text_inputs(p)
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from lmdemo.next_token import score
+
+    texts, as_list = read_texts(args)
+    results = [score(args.model, text).to_json() for text in texts]
+    return results if as_list else results[0]
