@@ -36,7 +36,7 @@ def reshape(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
 
 def entropy_bits(probs: np.ndarray) -> float:
     """Shannon entropy of a distribution, in bits."""
-    return entropy(np.asarray(probs, dtype=np.float64)) / math.log(2)
+    return max(0.0, entropy(np.asarray(probs, dtype=np.float64)) / math.log(2))
 
 
 def token_text(tokenizer, token_id: int) -> str:

@@ -90,6 +90,28 @@ def model_picker(kinds: Sequence[str], key: str = "model", default: str | None =
     return choice or ids[0]
 
 
+def models_ready(kinds: Sequence[str], default: str | None = None) -> bool:
+    """Say with st.info when the page's default model (or every model of these kinds) is not
+    installed yet; False when no model of these kinds can be used, so the page should stop."""
+    from lmdemo.registry import get_spec, is_available, specs_of_kind
+
+    hint = ("Embedded language models are trained by the project: "
+            "`bash lmdemo/assets/lm/train_all.sh` (or `python -m lmdemo train-lm ...`).")
+    if default:
+        try:
+            spec = get_spec(default)
+        except UserError:
+            spec = None
+        if spec is not None and spec.source != "hub" and not is_available(spec):
+            st.info(f"The weights of **{default}** are not installed yet. {hint}",
+                    icon=":material/hourglass_empty:")
+    if specs_of_kind(*kinds):
+        return True
+    st.info(f"No {' or '.join(kinds)} model is installed yet, so this page has nothing to show. "
+            f"{hint}", icon=":material/info:")
+    return False
+
+
 def text_input(key: str, examples: Sequence[str], label: str = "Text", height: int = 90,
                max_chars: int = 5000, container=None) -> str:
     """A text box with example texts to pick; the text is kept in the URL."""

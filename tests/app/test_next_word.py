@@ -1,0 +1,143 @@
+"""The Next word page in AppTest: it runs on a zoo of tiny random models (and says so with st.info
+when the embedded weights are missing), stepping buttons change the text, undo restores it, and
+bad inputs show a message, never an exception."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import app_test, save_tiny_gpt2
+
+PAGE = "pages/next_word.py"
+
+
+def build_zoo(root):
+    """tiny-gpt, tiny-lstm, tiny-gru and tiny-rnn as tiny random models sharing one tokenizer."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from lmdemo.recurrent import RecurrentConfig, RecurrentLM
+
+    gpt = save_tiny_gpt2(root / "tiny-gpt", n_positions=32)
+    tok = AutoTokenizer.from_pretrained(root / "tiny-gpt")
+    for i, arch in enumerate(("lstm", "gru", "rnn")):
+        torch.manual_seed(i)
+        model = RecurrentLM(RecurrentConfig(arch=arch, vocab_size=gpt.config.vocab_size, n_embd=16,
+                                            n_hidden=24, max_len=64))
+        model.save(root / f"tiny-{arch}")
+        tok.save_pretrained(root / f"tiny-{arch}")
+    return root
+
+
+@pytest.fixture(scope="session")
+def zoo_dir(tmp_path_factory):
+    return build_zoo(tmp_path_factory.mktemp("zoo"))
+
+
+@pytest.fixture
+def zoo(zoo_dir, monkeypatch):
+    """Point the registry's embedded language models at the tiny zoo."""
+    monkeypatch.setattr("lmdemo.registry.LM_DIR", zoo_dir)
+    return zoo_dir
+
+
+def run(query: dict | None = None, timeout: float = 120):
+    at = app_test(PAGE, timeout)
+    for k, v in (query or {}).items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def texts(at) -> str:
+    return " ".join(str(getattr(e, "body", "")) for e in at.get("html"))
+
+
+def test_missing_weights_show_info_not_error(tmp_path, monkeypatch):
+    monkeypatch.setattr("lmdemo.registry.LM_DIR", tmp_path)
+    at = run()
+    assert not at.exception and not at.error
+    assert any("not installed" in i.value for i in at.info)
+
+
+def test_page_runs_and_shows_the_distribution(zoo):
+    at = run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert at.title[0].value == "Next word"
+    assert at.slider(key="temp").value == 1.0
+    assert [m.label for m in at.metric][:2] == ["Entropy, raw", "Entropy, reshaped"]
+    assert at.button(key="greedy") and at.button(key="tok_0")
+    assert len(at.get("plotly_chart")) >= 1
+
+
+def test_force_greedy_undo(zoo):
+    at = run()
+    label = at.button(key="tok_3").label
+    at.button(key="tok_3").click().run()
+    assert not at.exception
+    assert "(forced)" in texts(at) or "forced" in texts(at)
+    assert at.query_params["steps"]
+    at.button(key="greedy").click().run()
+    steps = at.query_params["steps"]
+    steps = steps[0] if isinstance(steps, list) else steps
+    assert len(steps.split(",")) == 2
+    at.button(key="undo").click().run()
+    steps = at.query_params["steps"]
+    steps = steps[0] if isinstance(steps, list) else steps
+    assert len(steps.split(",")) == 1 and not at.exception
+    assert label.split("·")[0].strip()
+
+
+def test_empty_prompt_shows_the_first_token_distribution(zoo):
+    at = run({"text": ""})
+    assert not at.exception and not at.error
+    assert any("prompt is empty" in i.value for i in at.info)
+
+
+def test_long_prompt_keeps_the_end(zoo):
+    at = run({"text": "word " * 60})
+    assert not at.exception and not at.error
+    assert any("only the last 32" in i.value for i in at.info)
+
+
+@pytest.mark.parametrize("query", [{"temp": "0"}, {"temp": "nan"}, {"topp": "0"},
+                                   {"topk": "-3"}, {"temp": "-1"}, {"seed": "abc"}])
+def test_bad_sampling_values_never_raise(zoo, query):
+    at = run(query)
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.warning, [w.value for w in at.warning]  # no "could not be shown" fallbacks
+
+
+def test_temperature_zero_is_greedy(zoo):
+    at = run({"temp": "0"})
+    assert at.slider(key="temp").value == 0.0
+    assert not at.exception and not at.error
+    shaped = next(m for m in at.metric if m.label == "Entropy, reshaped")
+    assert shaped.value == "0.00 bits"  # all the mass on one token
+    kept = next(m for m in at.metric if m.label == "Tokens that can still be drawn")
+    assert kept.value.startswith("1 of")
+
+
+@pytest.mark.parametrize("tab", ["Surprisal", "Tokens", "Side by side", "Sentence scoring"])
+def test_every_tab_runs(zoo, tab):
+    at = run({"tab": tab})
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert not at.warning, [w.value for w in at.warning]
+    if tab in ("Side by side", "Sentence scoring"):
+        assert at.get("plotly_chart"), f"{tab} draws a chart"
+    if tab == "Surprisal":
+        assert at.metric[0].label == "Perplexity"
+
+
+def test_empty_text_in_surprisal_is_a_message(zoo):
+    at = run({"tab": "Surprisal", "text": ""})
+    assert not at.exception and not at.error
+    assert any("Type a text" in i.value for i in at.info)
+
+
+def test_one_candidate_sentence_asks_for_more(zoo):
+    at = run({"tab": "Sentence scoring"})
+    at.text_area(key="sentences").set_value("Only one sentence.").run()
+    assert not at.exception and not at.error
+    assert any("at least two" in i.value for i in at.info)
