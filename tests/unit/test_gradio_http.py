@@ -1,0 +1,79 @@
+"""One real HTTP round trip: the Gradio app served on a free loopback port, called with
+`gradio_client` exactly as the README shows, then shut down.
+
+The server runs in this process (`launch(prevent_thread_lock=True)`) on 127.0.0.1 only; models are
+tiny random ones from a local hub mirror plus the embedded `minilm`. Nothing reaches the internet.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.helpers import save_tiny_gpt2
+from tests.unit.test_gradio_app import CLS, LM, save_tiny_classifier
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mirror = tmp_path_factory.mktemp("http-mirror")
+    save_tiny_gpt2(mirror / LM)
+    save_tiny_classifier(mirror / CLS)
+    mp.setenv("LMDEMO_HUB_MIRROR", str(mirror))
+    mp.setenv("LMDEMO_HOME", str(tmp_path_factory.mktemp("http-home")))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio_app
+
+    port = free_port()
+    demo = gradio_app.build(gradio_app.ServerSettings("127.0.0.1", port, 2, 16))
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+                quiet=True, ssr_mode=False, mcp_server=False)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        demo.close()
+        mp.undo()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server, verbose=False)
+
+
+def test_next_token_over_http(client):
+    data = client.predict("The cat sat", LM, 4, 0.0, api_name="/next_token")
+    assert data["model"] == LM and len(data["entries"]) == 4
+    assert data["entries"][0]["sampling_prob"] == 1.0  # temperature 0: greedy
+    assert {"token", "id", "prob", "sampling_prob"} <= set(data["entries"][0])
+
+
+def test_score_attention_classify_over_http(client):
+    ranked = client.predict(["The cat sat.", "sat The cat."], LM, api_name="/score")
+    assert len(ranked["sentences"]) == 2
+    assert ranked["sentences"][0]["total_log_prob"] >= ranked["sentences"][1]["total_log_prob"]
+    att = client.predict("The movie was good", "minilm", 1, 2, api_name="/attention")
+    assert att["layers"] == [1] and att["heads"] == [2] and att["tokens"][0] == "[CLS]"
+    preds = client.predict("a good film\na bad film", CLS, api_name="/classify")
+    assert len(preds) == 2 and set(preds[0]["probs"]) == {"negative", "positive"}
+
+
+def test_bad_input_comes_back_as_the_message(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="temperature must be between 0 and 100"):
+        client.predict("The cat", LM, 4, -2.0, api_name="/next_token")
+    with pytest.raises(AppError, match="layer must be a whole number from 0 to 5"):
+        client.predict("The movie", "minilm", 40, None, api_name="/attention")
