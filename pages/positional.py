@@ -126,7 +126,8 @@ def learned_tab():
         lt = pos.learned_table(model, length)
         st.caption(f"`{lt.name}` of {lt.model_id}: {lt.total_positions} positions × "
                    f"{lt.table.shape[1]}; showing the first {lt.table.shape[0]}.")
-        heatmap(lt.table, f"learned-{lt.model_id}", f"Learned position table of {lt.model_id}")
+        heatmap(lt.table, f"learned-{lt.model_id}", f"Learned position table of {lt.model_id}",
+                robust=True)
         coords, ratios = pos.pca_path(lt.table)
         ui.chart(plots.pca_path(coords, ratios, "Positions on their first two principal axes"),
                  f"pca-{lt.model_id}", {"position": range(len(coords)), "pc1": coords[:, 0],
@@ -186,7 +187,7 @@ def ablation_tab():
     head = c3.number_input("Head", 0, 63, 0, key="abl_head", **ui.URL)
     with ui.guard("The ablation"):
         r = ablate(model, text, mode, int(layer), int(head))
-        st.metric("KL(normal ‖ broken) at the last token", f"{r.kl:.3f} nats")
+        st.metric("KL(normal ‖ broken) at the last token", f"{r.kl:.3g} nats")
         rows = [{"rank": i + 1, "before": b[0], "p_before": b[1], "after": a[0], "p_after": a[1]}
                 for i, (b, a) in enumerate(zip(r.top_before, r.top_after, strict=True))]
         ui.chart(plots.top_tokens(r.top_before, r.top_after), f"ablation-top-{mode}", rows,

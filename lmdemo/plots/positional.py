@@ -22,10 +22,17 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 420) -> go
 
 
 def heatmap(matrix: np.ndarray, title: str, x: str = "dimension", y: str = "position",
-            zmid: float | None = 0.0, colorscale: str = "RdBu_r", height: int = 460) -> go.Figure:
-    """A matrix as a heatmap, row 0 at the top."""
-    fig = go.Figure(go.Heatmap(z=np.asarray(matrix), colorscale=colorscale, zmid=zmid,
-                               colorbar={"thickness": 14}))
+            zmid: float | None = 0.0, colorscale: str = "RdBu_r", height: int = 460,
+            robust: bool = False) -> go.Figure:
+    """A matrix as a heatmap, row 0 at the top; `robust` clips the colours at the 99th
+    percentile of |value| so a few outliers do not wash out the rest."""
+    z = np.asarray(matrix)
+    clip = {}
+    if robust and z.size:
+        top = float(np.percentile(np.abs(z), 99)) or 1.0
+        clip = {"zmin": -top, "zmax": top}
+    fig = go.Figure(go.Heatmap(z=z, colorscale=colorscale, zmid=None if clip else zmid,
+                               colorbar={"thickness": 14}, **clip))
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, title, x, y, height)
 
@@ -46,7 +53,7 @@ def diagonal_chart(offsets: np.ndarray, mean: np.ndarray, spread: np.ndarray,
     fig.add_trace(go.Scatter(x=offsets, y=mean, name="mean similarity", mode="lines"))
     fig.add_trace(go.Scatter(x=offsets, y=spread, name="spread (max − min)", mode="lines",
                              line={"dash": "dot"}), secondary_y=True)
-    fig.update_yaxes(title_text="spread", secondary_y=True)
+    fig.update_yaxes(title_text="spread", exponentformat="e", secondary_y=True)
     return _layout(fig, title, "distance k = q − p", "mean similarity", 360)
 
 
@@ -100,7 +107,11 @@ def rotary_pair(path: np.ndarray, pair: int, theta: float) -> go.Figure:
 
 
 def rotary_offsets(offsets: np.ndarray, rope_dev: np.ndarray, add_dev: np.ndarray) -> go.Figure:
-    """Spread of q·k over absolute positions at each offset: RoPE vs additive sinusoids."""
+    """Spread of q·k over absolute positions at each offset: RoPE vs additive sinusoids.
+
+    The two extreme offsets (a single (m, n) pair each, so no spread at all) are left out."""
+    if len(offsets) > 2:
+        offsets, rope_dev, add_dev = offsets[1:-1], rope_dev[1:-1], add_dev[1:-1]
     fig = go.Figure([
         go.Scatter(x=offsets, y=np.maximum(rope_dev, 1e-17), name="RoPE", mode="lines"),
         go.Scatter(x=offsets, y=np.maximum(add_dev, 1e-17), name="added sinusoids",
