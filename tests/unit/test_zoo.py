@@ -1,0 +1,115 @@
+"""The embedded language-model zoo: tiny-gpt, tiny-lstm, tiny-gru and tiny-rnn load through the
+registry, are deterministic, share one tokenizer, ship small safetensors files, and the recurrent
+models return per-step hidden states and a state that continues stepping exactly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lmdemo.registry import get_spec
+
+ZOO = ("tiny-gpt", "tiny-lstm", "tiny-gru", "tiny-rnn")
+RECURRENT = ("tiny-lstm", "tiny-gru", "tiny-rnn")
+TEXT = "The children played in the garden until it got dark."
+
+
+def _load(model_id):
+    from lmdemo.models import load
+
+    return load(model_id, kinds=("causal-lm", "recurrent-lm"), device="cpu")
+
+
+@pytest.mark.parametrize("model_id", ZOO)
+def test_loads_through_the_registry_and_is_deterministic(model_id):
+    import torch
+
+    loaded = _load(model_id)
+    assert loaded.spec.source == "embedded"
+    assert not loaded.model.training
+    ids = loaded.tokenizer(TEXT, return_tensors="pt")["input_ids"]  # (1, T)
+    with torch.inference_mode():
+        a = loaded.model(ids).logits  # (1, T, V)
+        b = loaded.model(ids).logits
+    assert a.shape == (1, ids.shape[1], len(loaded.tokenizer))
+    assert torch.equal(a, b)
+    assert torch.isfinite(a).all()
+
+
+@pytest.mark.parametrize("model_id", ZOO)
+def test_files_are_safetensors_under_10_mb_with_a_card(model_id):
+    folder = get_spec(model_id).location
+    from pathlib import Path
+
+    folder = Path(folder)
+    weights = folder / "model.safetensors"
+    assert weights.exists() and weights.stat().st_size < 10_000_000
+    assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))
+    card = json.loads((folder / "card.json").read_text())
+    assert card["valid_perplexity"] > 1 and card["parameters"] > 0 and card["steps"] > 0
+
+
+def test_all_four_share_one_tokenizer():
+    from pathlib import Path
+
+    files = [(Path(get_spec(m).location) / "tokenizer.json").read_bytes() for m in ZOO]
+    assert all(f == files[0] for f in files)
+    ids = [_load(m).tokenizer(TEXT)["input_ids"] for m in ZOO]
+    assert all(i == ids[0] for i in ids)
+    tok = _load("tiny-gpt").tokenizer
+    assert tok.bos_token == tok.eos_token == "<|endoftext|>"
+    assert len(tok) == 8192
+
+
+@pytest.mark.parametrize("model_id", RECURRENT)
+def test_recurrent_hidden_states_and_stepping(model_id):
+    import torch
+
+    loaded = _load(model_id)
+    cfg = loaded.model.config
+    ids = loaded.tokenizer(TEXT, return_tensors="pt")["input_ids"]  # (1, T)
+    T = ids.shape[1]
+    with torch.inference_mode():
+        full = loaded.model(ids, return_hidden_states=True)
+        assert full.hidden_states.shape == (1, T, cfg.n_hidden)
+        assert loaded.model(ids).hidden_states is None
+        first = loaded.model(ids[:, :5])
+        rest = loaded.model(ids[:, 5:], hidden=first.hidden)
+    stepped = torch.cat([first.logits, rest.logits], dim=1)  # (1, T, V)
+    torch.testing.assert_close(stepped, full.logits, rtol=1e-4, atol=1e-4)
+    assert cfg.arch == model_id.split("-")[1]
+
+
+def test_vanilla_rnn_is_a_tanh_recurrence():
+    import torch
+
+    model = _load("tiny-rnn").model
+    rnn = model.rnn
+    assert rnn.nonlinearity == "tanh"
+    ids = torch.tensor([[5, 17, 42]])
+    with torch.inference_mode():
+        out = model(ids, return_hidden_states=True)
+        x = model.embed(ids)[0]  # (T, E)
+        h = torch.zeros(rnn.hidden_size)
+        for t in range(3):
+            h = torch.tanh(rnn.weight_ih_l0 @ x[t] + rnn.bias_ih_l0
+                           + rnn.weight_hh_l0 @ h + rnn.bias_hh_l0)  # (H,)
+    torch.testing.assert_close(out.hidden_states[0, -1], h, rtol=1e-4, atol=1e-5)
+
+
+def test_recurrent_save_and_reload_round_trip(tmp_path):
+    import torch
+
+    from lmdemo.recurrent import RecurrentConfig, RecurrentLM
+
+    torch.manual_seed(0)
+    model = RecurrentLM(RecurrentConfig(arch="gru", vocab_size=50, n_embd=8, n_hidden=12)).eval()
+    model.save(tmp_path)
+    again = RecurrentLM.from_folder(tmp_path).eval()
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.inference_mode():
+        torch.testing.assert_close(model(ids).logits, again(ids).logits)
+    assert again.head.weight is again.embed.weight
+    assert set(json.loads((tmp_path / "config.json").read_text())) == set(
+        RecurrentConfig.__dataclass_fields__)
