@@ -23,6 +23,14 @@ TABS = ["Sinusoidal", "Similarity", "Relative offset", "Sine-only", "Learned", "
 tabs = dict(zip(TABS, st.tabs(TABS, key="tab", on_change="rerun", **ui.URL), strict=True))
 
 
+def slider(label: str, lo: int, hi: int, value: int, key: str, where=st) -> int:
+    """An int slider bound to the URL; a range of one value shows as text, not a slider."""
+    if hi <= lo:
+        where.caption(f"{label}: {lo} (the only choice at this size)")
+        return lo
+    return where.slider(label, lo, hi, min(max(value, lo), hi), key=key, **ui.URL)
+
+
 def heatmap(matrix, name: str, title: str, x: str = "dimension", y: str = "position", **kw):
     """A heatmap with PNG + CSV export, thinned when too big for a browser."""
     shown, step = pos.thin(matrix)
@@ -75,7 +83,7 @@ def offset_tab():
              r"\begin{pmatrix} \cos k\omega_i & \sin k\omega_i \\ -\sin k\omega_i & "
              r"\cos k\omega_i \end{pmatrix} \begin{pmatrix} PE_{(p,2i)} \\ PE_{(p,2i+1)} "
              r"\end{pmatrix}")
-    k = st.slider("Offset k", 1, max(1, length - 1), min(5, length - 1), key="k", **ui.URL)
+    k = slider("Offset k", 1, length - 1, 5, "k")
     with ui.guard("The offset check"):
         checks = {kind: pos.offset_check(kind, length, d_model, k) for kind in pos.KINDS}
         c1, c2, c3 = st.columns(3)
@@ -146,7 +154,7 @@ def rotary_tab():
              r"\end{pmatrix}\begin{pmatrix} x_{2i} \\ x_{2i+1} \end{pmatrix},\quad "
              r"(R_m q)\cdot(R_n k) = q^\top R_{n-m}\, k")
     c1, c2 = st.columns(2)
-    pair = c1.slider("Pair i", 0, max(0, d_model // 2 - 1), 0, key="pair", **ui.URL)
+    pair = slider("Pair i", 0, d_model // 2 - 1, 0, "pair", c1)
     steps = c2.slider("Positions drawn", 2, 64, 16, key="steps", **ui.URL)
     with ui.guard("The rotary pair"):
         path = rotary.pair_path(steps, d_model, pair)

@@ -33,14 +33,16 @@ def test_default_view():
     assert len(at.latex) >= 1 and at.multiselect(key="dims").value == [0, 1, 6, 7]
 
 
+@pytest.mark.parametrize("size", [("16", "40"), ("2", "2")], ids=["small", "smallest"])
 @pytest.mark.parametrize("tab", TABS[1:])
-def test_every_tab_renders(tab):
-    at = run(tab=tab, d="16", n="40")
+def test_every_tab_renders(tab, size):
+    d, n = size
+    at = run(tab=tab, d=d, n=n)
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert not at.warning, [w.value for w in at.warning]
     assert open_tab(at, tab).children, f"{tab} drew nothing"
-    assert at.slider(key="d").value == 16
+    assert at.slider(key="d").value == int(d)
 
 
 def test_numbers_on_the_page():
