@@ -6,6 +6,7 @@ multi-head combination through W^O, and two sentences side by side.
 import json
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from lmdemo import attention as svc
 from lmdemo.attention_math import hide_special, mean_heads, rollout
@@ -138,7 +139,8 @@ def lines_tab():
     st.markdown(ui.prose("attention", "lines"))
     tokens, mat = shown(res)
     st.caption(title(res))
-    st.html(plots.line_view_html(tokens, mat))
+    components.html(plots.line_view_html(tokens, mat), height=plots.line_view_height(len(tokens)),
+                    scrolling=True)
 
 
 def query_picker(tokens: list[str]) -> int:

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 COLORSCALE = "Blues"
-DIGITS = 4  # values sent to the browser are rounded to this many decimals
+DIGITS = 4  # values in lists sent to the browser are rounded to this many decimals
 GRID_TILE = 24  # thumbnails are at most this many cells a side (longer texts are pooled)
 ZW = "\u200b"  # zero-width space: makes repeated tokens distinct axis categories
 
@@ -35,15 +35,17 @@ def head_heatmap(tokens: list[str], mat: np.ndarray, title: str = "",
     labels_q = unique_labels(tokens)
     labels_k = unique_labels(key_tokens if key_tokens is not None else tokens)
     t = len(tokens)
-    z = np.round(np.asarray(mat, dtype=np.float64), DIGITS)  # (T_q, T_k)
+    z = np.asarray(mat, dtype=np.float32)  # (T_q, T_k); plotly sends it as 4-byte binary
     fig = go.Figure(go.Heatmap(
         z=z, x=labels_k, y=labels_q, colorscale=COLORSCALE, zmin=0,
         colorbar={"title": {"text": "weight"}, "thickness": 12},
         hovertemplate="query <b>%{y}</b> → key <b>%{x}</b><br>weight %{z:.4f}<extra></extra>"))
     fig.update_layout(
-        title=title, height=height or int(min(900, max(360, 120 + 22 * t))),
-        margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
-        xaxis={"side": "top", "tickangle": -60, "title": "key (attended to)", "type": "category"},
+        title={"text": title, "font": {"size": 14}},
+        height=height or int(min(900, max(360, 140 + 22 * t))),
+        margin={"l": 10, "r": 10, "t": 40 if title else 20, "b": 10},
+        xaxis={"side": "bottom", "tickangle": -60, "title": "key (attended to)",
+               "type": "category"},
         yaxis={"autorange": "reversed", "title": "query (attending)", "type": "category"})
     return fig
 
@@ -76,7 +78,7 @@ def grid_figure(att: np.ndarray, selected: tuple[int, int] | None = None,
     centers = (s - 1) / 2
     ls, hs = np.meshgrid(np.arange(n_layers), np.arange(n_heads), indexing="ij")
     fig = go.Figure()
-    fig.add_trace(go.Heatmap(z=np.round(mosaic, 2), colorscale=COLORSCALE, showscale=False,
+    fig.add_trace(go.Heatmap(z=mosaic.astype(np.float32), colorscale=COLORSCALE, showscale=False,
                              hoverinfo="skip", zmin=0, zmax=1))
     fig.add_trace(go.Scatter(
         x=(hs * step + centers).ravel(), y=(ls * step + centers).ravel(), mode="markers",
@@ -90,7 +92,7 @@ def grid_figure(att: np.ndarray, selected: tuple[int, int] | None = None,
                       y0=layer * step - 0.8, y1=layer * step + s - 0.2,
                       line={"color": "#d62728", "width": 3})
     fig.update_layout(
-        height=int(min(900, max(260, 60 + n_layers * 70))),
+        height=int(min(900, max(220, 70 + 760 * n_layers / n_heads))),
         margin={"l": 10, "r": 10, "t": 30, "b": 10}, clickmode="event+select",
         dragmode=False, hovermode="closest",
         xaxis={"tickvals": [h * step + centers for h in range(n_heads)],
@@ -102,16 +104,26 @@ def grid_figure(att: np.ndarray, selected: tuple[int, int] | None = None,
     return fig
 
 
+LINE_ROW_H = 22  # pixels per token in the line view
+LINE_TOP = 28
+
+
+def line_view_height(n_tokens: int) -> int:
+    """The line view's height in pixels (for the iframe that shows it)."""
+    return LINE_TOP + LINE_ROW_H * n_tokens + 10
+
+
 def line_view_html(tokens: list[str], mat: np.ndarray, min_weight: float = 0.01,
-                   row_h: int = 22, width: int = 460) -> str:
+                   width: int = 460) -> str:
     """Tokens in two columns joined by lines whose opacity is the attention weight. Hovering a
     left token keeps only its lines (what it attends to); hovering a right token shows who
-    attends to it. Pure SVG + CSS: no script, no network."""
+    attends to it. Pure SVG + CSS: no script, no network (`st.html` strips SVG, so the page
+    shows it in a components iframe)."""
     t = len(tokens)
     mat = np.asarray(mat, dtype=np.float64)
     left_x, right_x = 150, width - 150
-    top = 28
-    height = top + row_h * t + 10
+    top, row_h = LINE_TOP, LINE_ROW_H
+    height = line_view_height(t)
 
     def ypos(i: int) -> float:
         return top + row_h * i + row_h / 2
@@ -133,10 +145,10 @@ def line_view_html(tokens: list[str], mat: np.ndarray, min_weight: float = 0.01,
                      f'{html.escape(tokens[j])}</text></g>')
     css = (".lv{font:14px sans-serif}.lv line{stroke:#1f77b4}.lv text{fill:currentColor;"
            "cursor:default}.lv .k line{visibility:hidden}"
-           ".lv:hover .q line{stroke-opacity:.04}.lv .q:hover line{stroke-opacity:1;"
-           "stroke:#d62728}.lv .k:hover line{visibility:visible;stroke:#2ca02c;"
-           "stroke-opacity:1}.lv g:hover text{font-weight:bold}")
-    return (f'<div style="overflow-x:auto"><style>{css}</style>'
+           ".lv:hover .q line{opacity:.12}.lv .q:hover line{opacity:1;stroke:#d62728}"
+           ".lv .k:hover line{visibility:visible;stroke:#2ca02c}"
+           ".lv g:hover text{font-weight:bold}")
+    return (f'<div style="overflow-x:auto;font-family:sans-serif"><style>{css}</style>'
             f'<svg class="lv" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
             f'xmlns="http://www.w3.org/2000/svg"><text x="{left_x}" y="16" text-anchor="end" '
             f'font-weight="bold">query</text><text x="{right_x}" y="16" font-weight="bold">key'
