@@ -50,6 +50,7 @@ class ServerSettings:
     port: int  # LMDEMO_GRADIO_PORT (or GRADIO_SERVER_PORT); default 7860
     concurrency: int  # LMDEMO_GRADIO_CONCURRENCY: model requests computed at once (default 2)
     queue_size: int  # LMDEMO_GRADIO_QUEUE: requests waiting at most; more are refused (default 64)
+    torch_threads: int = 0  # LMDEMO_TORCH_THREADS: CPU threads per request (0: cpus / concurrency)
 
     @classmethod
     def from_env(cls) -> "ServerSettings":
@@ -57,7 +58,13 @@ class ServerSettings:
                    or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
                    port=_env_int("LMDEMO_GRADIO_PORT", _env_int("GRADIO_SERVER_PORT", 7860)),
                    concurrency=max(1, _env_int("LMDEMO_GRADIO_CONCURRENCY", 2)),
-                   queue_size=max(1, _env_int("LMDEMO_GRADIO_QUEUE", 64)))
+                   queue_size=max(1, _env_int("LMDEMO_GRADIO_QUEUE", 64)),
+                   torch_threads=max(0, _env_int("LMDEMO_TORCH_THREADS", 0)))
+
+    def threads(self) -> int:
+        """Torch CPU threads per request: requests computed at once share the cores, since
+        oversubscribed threads make small models several times slower."""
+        return self.torch_threads or max(1, (os.cpu_count() or 1) // self.concurrency)
 
 
 def guarded(fn):
@@ -362,6 +369,9 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"port (default {defaults.port}; env LMDEMO_GRADIO_PORT)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
+    import torch  # the server computes with it on every request anyway
+
+    torch.set_num_threads(defaults.threads())  # this process only; training jobs keep theirs
     build(defaults).launch(server_name=args.host, server_port=args.port, ssr_mode=False,
                            mcp_server=False)
 
