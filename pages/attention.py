@@ -71,7 +71,7 @@ def pick_index(key: str, default: int, size: int) -> None:
     """Keep an index in range for this model before its widget is drawn (URL values included)."""
     raw = st.session_state.get(key, st.query_params.get(key, default))
     try:
-        value = int(raw)
+        value = int(str(raw).split(":")[0])  # a select box keeps its label ("10: it") in the URL
     except (TypeError, ValueError):
         value = default
     st.session_state[key] = min(max(value, 0), size - 1)

