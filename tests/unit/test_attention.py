@@ -42,12 +42,15 @@ def _tiny(kind: str, tokenizer, **extra) -> Loaded:
                          eos_token_id=tokenizer.sep_token_id, **extra)
         model, causal, mkind = GPT2LMHeadModel(cfg), True, "causal-lm"
     else:
-        from transformers import BertConfig, BertModel
+        from transformers import BertConfig, BertForSequenceClassification, BertModel
 
         cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
                          num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
-                         attn_implementation="eager")
-        model, causal, mkind = BertModel(cfg), False, "encoder"
+                         attn_implementation="eager", num_labels=2)
+        if kind == "classifier":  # the fine-tuned sentiment models: a BERT inside a classifier
+            model, causal, mkind = BertForSequenceClassification(cfg), False, "classifier"
+        else:
+            model, causal, mkind = BertModel(cfg), False, "encoder"
     spec = ModelSpec(f"tiny-{kind}", mkind, "embedded", kind, "hf", attentions=True,
                      causal=causal)
     return Loaded(spec, model.eval(), tokenizer, "cpu", torch.float32)
@@ -61,6 +64,11 @@ def gpt(tokenizer):
 @pytest.fixture(scope="module")
 def bert(tokenizer):
     return _tiny("bert", tokenizer)
+
+
+@pytest.fixture(scope="module")
+def classifier(tokenizer):
+    return _tiny("classifier", tokenizer)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +88,7 @@ def _hf_attentions(loaded, text, max_length=10_000):
     return torch.stack([a[0] for a in out.attentions]).numpy()  # (layers, heads, T, T)
 
 
-@pytest.mark.parametrize("name", ["gpt", "bert", "minilm"])
+@pytest.mark.parametrize("name", ["gpt", "bert", "classifier", "minilm"])
 def test_matches_transformers_and_rows_sum_to_one(name, request):
     loaded = request.getfixturevalue(name)
     res = svc.attention_of(loaded, TEXT)
@@ -101,7 +109,7 @@ def test_causal_model_has_zeros_above_diagonal(gpt, bert):
     assert svc.attention_of(bert, TEXT).attentions[..., upper].max() > 0.01
 
 
-@pytest.mark.parametrize("name", ["gpt", "bert", "minilm"])
+@pytest.mark.parametrize("name", ["gpt", "bert", "classifier", "minilm"])
 def test_step_by_step_reconstructs_the_model(name, request):
     loaded = request.getfixturevalue(name)
     res = svc.attention_of(loaded, TEXT)
