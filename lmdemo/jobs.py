@@ -56,7 +56,7 @@ def runs_root() -> Path:
 
 def run_dir(name: str) -> Path:
     """The folder of run `name`, after checking the name cannot escape the runs folder."""
-    if not isinstance(name, str) or not RUN_NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not RUN_NAME.fullmatch(name) or ".." in name:
         raise UserError(f"{str(name)[:80]!r} is not a valid run name: use letters, digits, '.', "
                         "'_' and '-' (up to 64 characters, starting with a letter or digit).")
     root = runs_root().resolve()
@@ -152,6 +152,14 @@ def submit(name: str, config: dict, data_jsonl: str | None = None,
     if start:
         schedule()
     return get_run(folder.name)
+
+
+def reviews_jsonl(data: bytes, filename: str, text_col: str | None = None,
+                  label_col: str | None = None) -> str:
+    """Validate uploaded bytes and return them as the data.jsonl of a new run."""
+    from lmdemo.reviews import parse
+
+    return parse(data, filename, text_col, label_col).to_jsonl()
 
 
 def _alive(status: dict) -> bool:
@@ -345,3 +353,19 @@ def run_worker(folder: Path) -> dict:
         k: v for k, v in result.to_json().items() if k != "history"}}
     final = set_status(folder, **summary)
     return {"run": folder.name, "folder": str(folder), **final, "history": result.history}
+
+
+def compare_rows() -> list[dict]:
+    """Finished runs side by side: settings, best validation accuracy, speed."""
+    rows = []
+    for run in list_runs(refresh=False):
+        if run.state != "done":
+            continue
+        c, s = run.config, run.status
+        rows.append({"model": f"run:{run.name}", "base": c.get("base"), "method": c.get("method"),
+                     "epochs": c.get("epochs"), "learning_rate": c.get("learning_rate"),
+                     "batch_size": c.get("batch_size"), "data": c.get("data"),
+                     "val_accuracy": s.get("best_val_accuracy"), "best_epoch": s.get("best_epoch"),
+                     "samples_per_s": round(float(s.get("train_samples_per_s") or 0), 1),
+                     "device": s.get("device")})
+    return rows

@@ -239,3 +239,33 @@ def compare_models(text: str, models: list[str]) -> BeforeAfter:
         pred = classify([text], m)[0]
         rows.append({"model": m, "label": pred.label, "p_positive": pred.probs["positive"]})
     return BeforeAfter(text, rows)
+
+
+def classify_upload(data: bytes, filename: str, model: str = DEFAULT_MODEL,
+                    text_col: str | None = None) -> list[dict]:
+    """Predictions for every row of an uploaded CSV / TSV / JSONL (read from memory): one dict
+    per review with its text, label and P(positive), plus the true label when the file has one."""
+    from lmdemo.reviews import LABEL_COLUMNS, TEXT_COLUMNS, _frame, _label, guess_column
+
+    frame = _frame(data, filename)
+    names = list(frame.columns)
+    text_col = text_col or guess_column(names, TEXT_COLUMNS) or (names[0] if len(names) == 1
+                                                                  else None)
+    if not text_col or text_col not in names:
+        raise UserError(f"{filename!r} has no text column among {names[:12]}; name it 'text'.")
+    texts = [str(t).strip() for t in frame[text_col].tolist()]
+    keep = [i for i, t in enumerate(texts) if t and t != "nan"]
+    if not keep:
+        raise UserError(f"{filename!r} has no reviews in column {text_col!r}.")
+    preds = classify([texts[i] for i in keep], model)
+    label_col = guess_column(names, LABEL_COLUMNS)
+    rows = []
+    for i, pred in zip(keep, preds, strict=True):
+        row = {"text": texts[i], "label": pred.label, "p_positive": round(pred.probs["positive"], 4)}
+        if label_col:
+            try:
+                row["true_label"] = LABEL_NAMES[_label(frame[label_col].iloc[i], i, label_col)]
+            except UserError:
+                row["true_label"] = ""
+        rows.append(row)
+    return rows

@@ -73,6 +73,17 @@ def tiny_mirror(tmp_path_factory) -> Path:
 @pytest.fixture
 def tiny_env(tmp_path, monkeypatch, tiny_mirror) -> Path:
     """A temp LMDEMO_HOME with the tiny BERT reachable through the mirror; returns the home."""
+    yield from _tiny_env(tmp_path, monkeypatch, tiny_mirror)
+
+
+@pytest.fixture(scope="module")
+def tiny_env_module(tmp_path_factory, tiny_mirror) -> Path:
+    """`tiny_env` shared by a whole test module (for fixtures that train once)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield from _tiny_env(tmp_path_factory.mktemp("env"), monkeypatch, tiny_mirror)
+
+
+def _tiny_env(tmp_path: Path, monkeypatch, tiny_mirror: Path):
     from lmdemo import models
 
     home = tmp_path / "home"

@@ -1,0 +1,67 @@
+"""The Sentiment page in AppTest: every tab draws, bad input shows st.error (not an exception),
+a fine-tuning run can be started (and bad hyperparameters start nothing), jobs are listed."""
+
+import pytest
+
+from lmdemo import jobs
+from tests.helpers import app_test
+from tests.unit import sentiment_helpers as helpers
+from tests.unit.sentiment_helpers import TINY_ID, train_tiny_run
+
+tiny_mirror, tiny_env_module = helpers.tiny_mirror, helpers.tiny_env_module  # fixtures
+PAGE = "pages/sentiment.py"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_env_module):
+    train_tiny_run("tiny", method="full", epochs=1)
+    return "run:tiny"
+
+
+@pytest.fixture
+def app(tiny_run):
+    at = app_test(PAGE, timeout=120)
+    at.query_params["model"] = tiny_run
+    return at.run()
+
+
+def _errors(at):
+    return [e.value for e in at.error]
+
+
+def test_page_draws_every_tab(app):
+    assert not app.exception, app.exception
+    assert [t.label for t in app.tabs] == ["Query", "Fine-tune", "Jobs", "Evaluate & compare"]
+    assert app.text_area(key="review").value
+    assert app.radio(key="attr").options == ["integrated-gradients", "gradient-x-input"]
+    assert any(m.label == "Label" for m in app.metric)
+    assert any(b.label == "Start fine-tuning" for b in app.button)
+    assert not _errors(app)
+
+
+def test_empty_review_is_an_error_not_an_exception(app):
+    app.text_area(key="review").set_value("   ").run()
+    assert not app.exception
+    assert any("empty" in e for e in _errors(app))
+
+
+def test_bad_learning_rate_starts_nothing(app):
+    app.number_input(key="ft_lr").set_value(0.0).run()
+    next(b for b in app.button if b.label == "Start fine-tuning").click().run()
+    assert not app.exception
+    assert any("Learning rate" in e for e in _errors(app))
+    assert jobs.list_runs(refresh=False)[0].name == "tiny"  # only the fixture's run
+
+
+def test_start_a_run_and_see_it_in_jobs(app):
+    app.selectbox(key="ft_base").set_value("other hub encoder…").run()
+    app.text_input(key="ft_base_hub").set_value(TINY_ID).run()
+    app.text_input(key="ft_name").set_value("from-page").run()
+    next(b for b in app.button if b.label == "Start fine-tuning").click().run()
+    assert not app.exception and not _errors(app), _errors(app)
+    assert any("from-page" in s.value for s in app.success)
+    run = jobs.get_run("from-page")
+    assert run.config["base"] == TINY_ID and run.state in ("running", "done", "queued")
+    app.run()
+    assert not app.exception
+    jobs.cancel("from-page") if jobs.get_run("from-page").state == "running" else None

@@ -1,0 +1,111 @@
+"""Jobs: run names stay inside the runs folder, bad settings start nothing, the queue limits
+concurrent jobs, cancel works, a killed job is marked failed and the rest carry on."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from lmdemo import jobs, registry
+from lmdemo.errors import UserError
+from tests.unit import sentiment_helpers as helpers
+from tests.unit.sentiment_helpers import TINY_ID, write_reviews
+
+tiny_mirror, tiny_env = helpers.tiny_mirror, helpers.tiny_env  # fixtures
+
+
+def _config(**extra):
+    return {"base": TINY_ID, "method": "full", "epochs": 1, "batch_size": 4,
+            "learning_rate": 1e-3, **extra}
+
+
+def _data(home):
+    return jobs.reviews_jsonl(write_reviews(home.parent / "r.csv").read_bytes(), "r.csv")
+
+
+def _wait(name, states, timeout=120.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        run = jobs.list_runs()
+        info = {r.name: r for r in run}[name]
+        if info.state in states:
+            return info
+        time.sleep(0.5)
+    raise AssertionError(f"{name} never reached {states}: {jobs.get_run(name).status} "
+                         f"{jobs.log_tail(name)}")
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "", ".hidden", "x" * 65, "a b", "..",
+                                  "/abs", "run\n"])
+def test_run_names_cannot_escape(tiny_env, name):
+    with pytest.raises(UserError, match="run name"):
+        jobs.run_dir(name)
+    with pytest.raises(UserError):
+        jobs.submit(name, _config(), "", start=False)
+    assert not any(tiny_env.parent.glob("evil*"))
+
+
+def test_bad_hyperparameters_start_nothing(tiny_env):
+    with pytest.raises(UserError, match="Learning rate"):
+        jobs.submit("r1", _config(learning_rate=float("nan")), _data(tiny_env))
+    with pytest.raises(UserError, match="Epochs"):
+        jobs.submit("r1", _config(epochs=-1), _data(tiny_env))
+    assert jobs.list_runs() == []
+
+
+def test_token_is_required_when_set(tiny_env, monkeypatch):
+    monkeypatch.setenv("LMDEMO_TRAIN_TOKEN", "s3cret")
+    for token in (None, "", "wrong"):
+        with pytest.raises(UserError, match="token"):
+            jobs.submit("r1", _config(), _data(tiny_env), token=token, start=False)
+    assert jobs.submit("r1", _config(), _data(tiny_env), token="s3cret", start=False).state \
+        == "queued"
+
+
+def test_existing_run_is_never_overwritten(tiny_env):
+    jobs.submit("same", _config(), _data(tiny_env), start=False)
+    (jobs.run_dir("same") / "marker").write_text("x")
+    with pytest.raises(UserError, match="already exists"):
+        jobs.submit("same", _config(), _data(tiny_env), start=False)
+    assert (jobs.run_dir("same") / "marker").exists()
+
+
+def test_job_runs_in_its_own_process_and_becomes_a_model(tiny_env):
+    info = jobs.submit("ok", _config(), _data(tiny_env))
+    assert info.state == "running" and info.status["pid"] != os.getpid()
+    done = _wait("ok", ("done", "failed"))
+    assert done.state == "done", jobs.log_tail("ok")
+    assert "run:ok" in [s.id for s in registry.run_specs()]
+    assert any(m["event"] == "epoch" for m in jobs.metrics("ok"))
+
+
+def test_queue_cancel_and_killed_job(tiny_env, monkeypatch):
+    monkeypatch.setenv("LMDEMO_MAX_JOBS", "1")
+    long = _config(epochs=100)
+    first = jobs.submit("first", long, _data(tiny_env))
+    second = jobs.submit("second", long, _data(tiny_env))
+    assert first.state == "running" and second.state == "queued"
+    # the first job is killed mid-run (as an OOM killer would): it is marked failed ...
+    _wait("first", ("running",))
+    while not jobs.metrics("first"):
+        time.sleep(0.5)
+    os.killpg(first.status["pid"], signal.SIGKILL)
+    failed = _wait("first", ("failed",))
+    assert "stopped unexpectedly" in failed.status["error"]
+    # ... and the queued run starts in its place; cancelling it ends its process
+    running = _wait("second", ("running",))
+    cancelled = jobs.cancel("second")
+    assert cancelled.state == "cancelled"
+    pid = running.status["pid"]
+    end = time.monotonic() + 30
+    while time.monotonic() < end and jobs._alive(running.status):
+        time.sleep(0.2)
+    assert not jobs._alive(running.status), pid
+    with pytest.raises(UserError, match="only queued or running"):
+        jobs.cancel("second")
+    # a new run can still start, and the old folders are intact
+    third = jobs.submit("third", _config(), _data(tiny_env))
+    assert third.state == "running"
+    assert jobs.get_run("first").state == "failed" and jobs.get_run("second").state == "cancelled"
+    jobs.cancel("third")

@@ -1,0 +1,88 @@
+"""Classify, explain and evaluate: probabilities, integrated-gradient completeness, [CLS]
+attention, metrics against scikit-learn, bad input, and the shipped classifier's accuracy goal."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, f1_score
+
+from lmdemo import reviews, sentiment
+from lmdemo.errors import UserError
+from lmdemo.registry import embedded_available, get_spec
+from tests.unit import sentiment_helpers as helpers
+from tests.unit.sentiment_helpers import train_tiny_run
+
+tiny_mirror, tiny_env_module = helpers.tiny_mirror, helpers.tiny_env_module  # fixtures
+INDEPENDENT = Path(__file__).resolve().parents[1] / "data" / "independent_reviews.csv"
+SHIPPED_MODEL = embedded_available(get_spec("sentiment-minilm"))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_env_module):
+    train_tiny_run("tiny", method="full", epochs=1)
+    return "run:tiny"
+
+
+def test_classify_probabilities_and_order(tiny_run):
+    texts = ["A wonderful film.", "Dreadful.", "Fine."]
+    preds = sentiment.classify(texts, tiny_run)
+    assert len(preds) == 3
+    for p in preds:
+        assert p.probs["negative"] + p.probs["positive"] == pytest.approx(1.0)
+        assert p.label == max(p.probs, key=p.probs.get)
+    # batching and length sorting must not reorder the answers
+    single = [sentiment.classify([t], tiny_run)[0].probs["positive"] for t in texts]
+    assert [p.probs["positive"] for p in preds] == pytest.approx(single, abs=1e-5)
+
+
+def test_integrated_gradients_are_complete(tiny_run):
+    ex = sentiment.explain("Not bad at all, a really good film.", tiny_run, steps=64)
+    assert len(ex.tokens) == len(ex.attribution) == len(ex.cls_attention)
+    assert ex.tokens[0] == "[CLS]" and ex.tokens[-1] == "[SEP]"
+    assert ex.cls_attention.sum() == pytest.approx(1.0, abs=1e-4)
+    span = float(np.abs(ex.attribution).sum())
+    assert ex.completeness_gap < 0.05 * max(span, 1e-3)  # sum(IG) ≈ f(x) − f(baseline)
+    gxi = sentiment.explain("Not bad at all, a really good film.", tiny_run,
+                            method="gradient-x-input")
+    assert gxi.attribution.shape == ex.attribution.shape and np.isfinite(gxi.attribution).all()
+
+
+def test_evaluate_matches_sklearn(tiny_run, tmp_path):
+    data = reviews.read_path(helpers.write_reviews(tmp_path / "r.csv", repeat=1))
+    ev = sentiment.evaluate(data, tiny_run)
+    preds = [1 if sentiment.classify([t], tiny_run)[0].label == "positive" else 0
+             for t in data.texts]
+    assert ev.metrics.accuracy == pytest.approx(accuracy_score(data.labels, preds))
+    assert ev.metrics.f1 == pytest.approx(f1_score(data.labels, preds, zero_division=0))
+    assert len(ev.misclassified) == ev.metrics.n - round(ev.metrics.accuracy * ev.metrics.n)
+
+
+def test_before_after(tiny_run):
+    out = sentiment.compare_models("Great film.", [tiny_run, tiny_run])
+    assert [r["model"] for r in out.rows] == [tiny_run, tiny_run]
+
+
+@pytest.mark.parametrize("call", [
+    lambda m: sentiment.classify([""], m),
+    lambda m: sentiment.classify([], m),
+    lambda m: sentiment.explain("ok", m, method="shap"),
+    lambda m: sentiment.explain("ok", m, steps=0),
+    lambda m: sentiment.classify(["ok"], "minilm"),  # an encoder, not a classifier
+    lambda m: sentiment.classify(["ok"], "run:../x"),
+    lambda m: sentiment.classify(["ok"], "/etc"),  # paths only on the command line
+    lambda m: sentiment.evaluate(reviews.Reviews([], []), m),
+])
+def test_bad_input_is_a_user_error(tiny_run, call):
+    with pytest.raises(UserError):
+        call(tiny_run)
+
+
+@pytest.mark.skipif(not SHIPPED_MODEL, reason="sentiment-minilm not trained yet")
+def test_shipped_classifier_meets_the_goal_on_independent_reviews():
+    data = reviews.read_path(INDEPENDENT)
+    assert len(data) >= 150
+    ev = sentiment.evaluate(data, "sentiment-minilm")
+    assert ev.metrics.accuracy >= 0.90, ev.misclassified[:10]
+    pred = sentiment.classify(["Not bad at all — I loved it."], "sentiment-minilm")[0]
+    assert pred.label == "positive"
