@@ -25,4 +25,5 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("pages/attention.py", "Attention", ":material/visibility:", "attention", "Which words each head looks at, and the softmax(QKᵀ/√d_k)·V behind it, step by step."),
     PageInfo("pages/positional.py", "Positional encoding", ":material/timeline:", "positional",
              "Sinusoids, learned tables and rotations: how a transformer knows word order."),
+    PageInfo("pages/sentiment.py", "Sentiment", ":material/sentiment_satisfied:", "sentiment", "Query a classifier, see which words decided, fine-tune your own (GPU or CPU) and compare runs."),
 )
