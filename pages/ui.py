@@ -33,6 +33,7 @@ h1 { font-size: 3rem !important; }
 
 def page(title: str, intro_key: str | None = None, text_file: str | None = None) -> None:
     """Title, presenter mode and the page's introduction (from pages/text/<file>.md)."""
+    _leave_pages_folder_mode()
     presenter = st.sidebar.toggle("Presenter mode", key="present", help=(
         "Large fonts, wide layout, no sidebar: for talks. Remove ?present=true from the "
         "address to leave it."), **URL)
@@ -41,6 +42,17 @@ def page(title: str, intro_key: str | None = None, text_file: str | None = None)
     st.title(title)
     if text_file and intro_key:
         st.markdown(prose(text_file, intro_key))
+
+
+def _leave_pages_folder_mode() -> None:
+    """Streamlit treats a `pages/` folder as an old-style multipage app until app.py's
+    st.navigation has run once in the process; a first visit straight to a page's address would
+    then list every module of pages/ in the sidebar. Switch to app.py's navigation and rerun."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 def prose(text_file: str, section: str) -> str:
@@ -82,11 +94,13 @@ def model_picker(kinds: Sequence[str], key: str = "model", default: str | None =
     other = "other hub model…"
     options = ids + ([other] if hub_ok else [])
     index = options.index(default) if default in options else 0
-    choice = where.selectbox(label, options, index=index, key=key,
-                             format_func=lambda i: titles.get(i, i), **URL)
+    # Options are the ids themselves, so the URL holds `?model=tiny-gpt`, not a long title.
+    choice = where.selectbox(label, options, index=index, key=key, **URL)
     if choice == other:
         choice = where.text_input("Hub model id", key=f"{key}_hub", placeholder="e.g. gpt2",
                                   **URL).strip()
+    elif choice in titles:
+        where.caption(titles[choice])
     return choice or ids[0]
 
 

@@ -64,3 +64,22 @@ def test_unknown_page_does_not_crash(browser, server):
         assert page.locator(EXCEPTION).count() == 0
     finally:
         page.close()
+
+
+def test_first_visit_straight_to_a_page_shows_only_the_catalog(browser):
+    """A fresh server whose first request is a page's address (not the home page) still shows
+    app.py's navigation, not every module of the pages/ folder."""
+    from tests.browser.conftest import start_server
+
+    proc, base, _ = start_server()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        target = PAGES[-1]
+        page.goto(f"{base}/{target.url_path}")
+        wait_for_app(page)
+        links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
+        assert [x.strip().splitlines()[-1] for x in links] == [p.title for p in PAGES]
+        assert page.locator(EXCEPTION).count() == 0
+    finally:
+        page.close()
+        proc.terminate()
