@@ -7,7 +7,9 @@ on a tiny random GPT-2 served through a temporary `LMDEMO_HUB_MIRROR` (the outpu
 Prints ONE JSON line: `errors` (goal 0), `p50_ms`, `p95_ms`, `rps` under load; the named baselines
 `direct_p50_ms` (the same `lmdemo.api.next_token` call in this process, no HTTP) and
 `one_client_p50_ms` (one client, one request at a time), and the ratios
-`p50_ratio_vs_direct_call` and `p50_ratio_vs_one_client`. Every loop is bounded and each request
+`p50_ratio_vs_direct_call` and `p50_ratio_vs_one_client`; `server_cpu_ms_per_request` is
+the server process's CPU time under load divided by the requests answered, and
+`client_cpu_ms_per_request` the same for the 20 clients of this process (they share the CPUs). Every loop is bounded and each request
 has a timeout; the server is stopped at the end.
 Run: `python bench/load.py [--clients 20] [--requests 50]`.
 """
@@ -141,6 +143,14 @@ def load(url: str, model: str, clients: int, requests: int) -> dict:
     return {"latencies": latencies, "errors": errors, "wall_s": wall}
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the server process has used so far."""
+    import psutil
+
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=20)
@@ -159,7 +169,9 @@ def main() -> None:
             single = [call(one, model) for _ in range(30)]
             one.close()
             base = direct_p50(model)
+            cpu0, own0 = _cpu_s(server.pid), _cpu_s(os.getpid())
             run = load(url, model, args.clients, args.requests)
+            server_cpu, client_cpu = _cpu_s(server.pid) - cpu0, _cpu_s(os.getpid()) - own0
         finally:
             server.terminate()
             try:
@@ -178,6 +190,8 @@ def main() -> None:
         "direct_p50_ms": round(base, 2), "p50_ratio_vs_direct_call": round(p50 / base, 2),
         "one_client_p50_ms": round(one_p50, 1),
         "p50_ratio_vs_one_client": round(p50 / one_p50, 2),
+        "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, len(lat)), 1),
+        "client_cpu_ms_per_request": round(1000 * client_cpu / max(1, len(lat)), 1),
         "server_concurrency": int(os.environ.get("LMDEMO_GRADIO_CONCURRENCY", "2") or 2),
         "cpus": os.cpu_count(),
     }
