@@ -182,12 +182,14 @@ def positional_view(kind: str, length: float, d_model: float, metric: str):
 
 @guarded
 def classify_view(reviews: str, model: str):
-    """The first review's label probabilities and a table of every review."""
-    preds = api.classify(reviews, model)
+    """The first review's class probabilities as bars, and a table of every review."""
+    from lmdemo.plots import sentiment as plots
+
     items = api.texts_of(reviews, "review")
+    preds = api.classify(items, model)
     rows = [[text, p["label"], round(p["probs"]["positive"], 4)]
             for text, p in zip(items, preds, strict=True)]
-    return preds[0]["probs"], rows
+    return plots.probs_figure(preds[0]["probs"]), rows
 
 
 @guarded
@@ -200,17 +202,13 @@ def launch_view(name: str, base: str, method: str, epochs: float, learning_rate:
 
 @guarded
 def status_view(name: str):
-    """A run's status (or every run) and, when it has metrics, its loss curve."""
-    res = api.finetune_status(name)
-    fig = None
-    steps = [m for m in res.get("metrics", []) if "loss" in m and "step" in m]
-    if steps:
-        try:
-            from lmdemo.plots import sentiment as plots
+    """A run's status (or every run) and, once it has logged steps, its training curves."""
+    from lmdemo.plots import sentiment as plots
 
-            fig = plots.training_curves(res["metrics"])
-        except (ImportError, AttributeError):
-            fig = None
+    res = api.finetune_status(name)
+    records = res.get("metrics", [])
+    fig = plots.curves_figure(records, name) if any(r.get("event") == "step"
+                                                    for r in records) else None
     return res, fig
 
 
@@ -296,7 +294,7 @@ def _sentiment_tab() -> None:
         model = gr.Dropdown(cls_choices, value=_pick(cls_choices, api.DEFAULT_CLASSIFIER),
                             label="Classifier", allow_custom_value=True)
         btn = gr.Button("Classify", variant="primary")
-        label = gr.Label(label="First review", num_top_classes=2)
+        label = gr.Plot(label="First review")
         table = gr.Dataframe(headers=["review", "label", "p(positive)"])
         btn.click(classify_view, [reviews, model], [label, table], api_visibility="private",
                  concurrency_id=MODELS)

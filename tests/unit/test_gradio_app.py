@@ -176,11 +176,13 @@ def test_positional_bad_input():
 # ----------------------------------------------------------------------------- sentiment
 
 def test_classify_view(env):
-    probs, rows = gradio_app.classify_view("a good film\na bad film", CLS)
-    assert set(probs) == {"negative", "positive"}
-    assert abs(sum(probs.values()) - 1) < 1e-6
+    fig, rows = gradio_app.classify_view("a good film\na bad film", CLS)
+    assert isinstance(fig, go.Figure)
+    assert abs(sum(fig.data[0].x) - 1) < 1e-6
     assert [r[0] for r in rows] == ["a good film", "a bad film"]
-    assert api.classify(["a good film"], CLS)[0]["label"] in ("negative", "positive")
+    pred = api.classify(["a good film"], CLS)[0]
+    assert pred["label"] in ("negative", "positive") and rows[0][2] == round(
+        api.classify("a good film", CLS)[0]["probs"]["positive"], 4)
 
 
 def test_classify_bad_input(env):
@@ -199,6 +201,22 @@ def test_finetune_launch_refuses_bad_values_and_status_lists_runs(env):
     status, fig = gradio_app.status_view("")
     assert status == {"runs": []} and fig is None
     assert "No run is called" in error_of(gradio_app.status_view, "never-made")
+
+
+def test_status_view_draws_the_curves_of_a_run(env, tmp_path):
+    import json
+
+    from lmdemo import jobs
+
+    folder = jobs.create_run("curves", {"base": "minilm"})
+    records = [{"event": "step", "step": i, "loss": 1 / (i + 1), "progress": i / 4}
+               for i in range(4)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    jobs.update_status(folder, state="done", progress=1.0)
+    status, fig = gradio_app.status_view("curves")
+    assert status["state"] == "done" and len(status["metrics"]) == 4
+    assert isinstance(fig, go.Figure)
+    assert gradio_app.status_view("")[0]["runs"][0]["name"] == "curves"
 
 
 def test_finetune_token_is_checked(env, monkeypatch):
