@@ -220,22 +220,27 @@ def gradient_norms(model_ids: list[str], text: str) -> GradientResult:
                           truncated=truncated, message=message)
 
 
-def _median_time(fn, repeats: int, budget_s: float) -> float:
-    fn()  # warm-up
-    times, spent = [], 0.0
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def _interleaved_medians(fns: list, repeats: int, budget_s: float) -> list[float]:
+    """Median seconds of each function, run in turn (after one warm-up each) so that a busy
+    machine slows them all alike; stops early once `budget_s` is spent (3 rounds at least)."""
+    for fn in fns:
         fn()
-        dt = time.perf_counter() - t0
-        times.append(dt)
-        spent += dt
-        if spent > budget_s and len(times) >= 3:
+    times: list[list[float]] = [[] for _ in fns]
+    spent = 0.0
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            times[i].append(dt)
+            spent += dt
+        if spent > budget_s and len(times[0]) >= 3:
             break
-    return statistics.median(times)
+    return [statistics.median(t) for t in times]
 
 
 def timing_of(loaded, text: str, lengths: tuple[int, ...] = TIMING_LENGTHS, repeats: int = 15,
-              budget_s: float = 0.4) -> TimingResult:
+              budget_s: float = 1.0) -> TimingResult:
     """Time the same inputs (the text's embeddings, tiled to each length) through T sequential
     steps of the RNN's own W, U, b and through one causal attention of the same width."""
     import torch
@@ -276,9 +281,10 @@ def timing_of(loaded, text: str, lengths: tuple[int, ...] = TIMING_LENGTHS, repe
             return torch.softmax(scores.masked_fill(mask, float("-inf")), -1) @ v  # (n, H)
 
         with torch.inference_mode():
-            loop_s.append(_median_time(loop, repeats, budget_s))
-            kernel_s.append(_median_time(kernel, repeats, budget_s))
-            attn_s.append(_median_time(attention, repeats, budget_s))
+            a, k, c = _interleaved_medians([loop, kernel, attention], repeats, budget_s)
+        loop_s.append(a)
+        kernel_s.append(k)
+        attn_s.append(c)
     return TimingResult(model_id=loaded.spec.id, lengths=sizes, loop_s=loop_s, kernel_s=kernel_s,
                         attention_s=attn_s, hidden_size=int(H), repeats=repeats)
 

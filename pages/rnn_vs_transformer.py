@@ -61,11 +61,15 @@ def recurrence_tab() -> None:
     n = len(full.tokens)
     raw = st.session_state.get("step", st.query_params.get("step", n - 1))
     try:
-        st.session_state["step"] = min(max(int(raw), 0), n - 1)
+        valid = 0 <= int(raw) < n
     except (TypeError, ValueError):
+        valid = False
+    if not valid:  # a step from another text, or a bad value in the URL: clamp it
         st.session_state["step"] = n - 1
+    initial = {} if "step" in st.session_state else {"value": min(int(raw), n - 1)}
     step = st.select_slider("Step t to recompute", list(range(n)), key="step",
-                            format_func=lambda i: f"{i}: {show_token(full.tokens[i])}", **ui.URL)
+                            format_func=lambda i: f"{i}: {show_token(full.tokens[i])}",
+                            **initial, **ui.URL)
     res = get_recurrence(text, step)
     (h, e), hh = res.w_shape, res.u_shape[0]
     st.latex(r"h_t = \tanh\!\left(W x_t + U h_{t-1} + b\right),\qquad "
@@ -162,11 +166,11 @@ def timing_tab() -> None:
              "sequential-vs-parallel", res.rows(), key="timing")
     cols = st.columns(len(res.lengths))
     for col, n, a, c in zip(cols, res.lengths, res.loop_s, res.attention_s, strict=True):
-        col.metric(f"{n} tokens", f"attention {a / c:.1f}× faster",
-                   help="RNN step loop time / attention time, same input and width")
-    st.caption(f"Width {res.hidden_size} ({RNN_MODEL}'s hidden size, its real W, U and b); "
-               f"median of up to {res.repeats} runs after a warm-up. The first group is your "
-               "text. On a GPU the gap grows: the loop cannot use its parallelism.")
+        col.metric(f"{n} tokens: loop ÷ attention", f"{a / c:.2g}×",
+                   help="Time of the RNN's step-by-step loop divided by the attention's time, "
+                        "same input and width (above 1: attention is faster)")
+    st.markdown(ui.prose("rnn_vs_transformer", "timing_note").format(
+        width=res.hidden_size, model=RNN_MODEL, repeats=res.repeats))
 
 
 if not text.strip():
