@@ -290,6 +290,10 @@ def _sentiment_tab() -> None:
     cls_choices = model_choices("classifier")
     enc_choices = model_choices("encoder")
     with gr.Tab("Query"):
+        if not cls_choices:
+            gr.Markdown("No sentiment classifier is installed yet: `sentiment-minilm` appears "
+                        "once lmdemo/assets/sentiment-minilm exists, and each finished "
+                        "fine-tuning run as `run:<name>`.")
         reviews = gr.Textbox(REVIEW_EXAMPLE, label="Reviews (one per line)", lines=4)
         model = gr.Dropdown(cls_choices, value=_pick(cls_choices, api.DEFAULT_CLASSIFIER),
                             label="Classifier", allow_custom_value=True)
