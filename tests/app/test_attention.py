@@ -72,7 +72,7 @@ def test_causal_gpt2_page(tmp_path, monkeypatch):
     monkeypatch.setattr("lmdemo.registry.LM_DIR", tmp_path)
     clear_cache()
     try:
-        label = "tiny-gpt (GPT-2 architecture, trained here)"
+        label = "tiny-gpt"
         for tab in ("Heatmap", "Step by step", "Multi-head", "All heads", "Lines"):
             at = run(model=label, tab=tab, text="abcdefgh")
             assert not at.exception, [e.value for e in at.exception]

@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import app_test, save_tiny_gpt2
 
 PAGE = "pages/positional.py"
-HUB = "DistilGPT-2 (hub)"  # the picker's label of the mirrored model
+HUB = "distilgpt2"  # the picker's option (the model id) of the mirrored model
 TABS = ["Sinusoidal", "Similarity", "Relative offset", "Sine-only", "Learned", "Rotary (RoPE)",
         "Ablation"]
 
