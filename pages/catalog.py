@@ -20,8 +20,8 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("pages/home.py", "Home", ":material/home:", "home",
              "What a language model is, and the tour of this app."),
     # tour pages (one line each, in tour order)
-    PageInfo("pages/next_word.py", "Next word", ":material/text_fields:", "next-word", "A probability for every possible next token: reshape it, step through generation, score sentences."),
-    PageInfo("pages/rnn_vs_transformer.py", "RNN vs Transformer", ":material/compare_arrows:", "rnn-vs-transformer", "Hidden states step by step, vanishing gradients, and why attention replaced recurrence."),
+    PageInfo("pages/next_word.py", "Next word", ":material/text_fields:", "next_word", "A probability for every possible next token: reshape it, step through generation, score sentences."),
+    PageInfo("pages/rnn_vs_transformer.py", "RNN vs Transformer", ":material/compare_arrows:", "rnn_vs_transformer", "Hidden states step by step, vanishing gradients, and why attention replaced recurrence."),
     PageInfo("pages/attention.py", "Attention", ":material/visibility:", "attention", "Which words each head looks at, and the softmax(QKᵀ/√d_k)·V behind it, step by step."),
     PageInfo("pages/positional.py", "Positional encoding", ":material/timeline:", "positional",
              "Sinusoids, learned tables and rotations: how a transformer knows word order."),
