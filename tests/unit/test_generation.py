@@ -146,3 +146,21 @@ def test_force_refuses_a_token_outside_the_vocabulary(tmp_path):
     gen = Generation.start(tiny_loaded("gpt", tmp_path), "hi")
     with pytest.raises(UserError):
         gen.force(10_000)
+
+
+def test_next_word_figures_and_html_escape_tokens():
+    from lmdemo.plots import next_word as plots
+
+    fig = plots.distribution_bars([" the", "a", " the"], [0.5, 0.3, 0.2], [0.7, 0.3, 0.0])
+    assert [t.name for t in fig.data] == ["raw (softmax of the logits)",
+                                          "after temperature / top-k / top-p"]
+    assert len(set(fig.data[0].x)) == 3 and fig.data[0].x[0] == "␣the"  # repeats stay distinct
+    html = plots.surprisal_html(["<b>", " x"], [1.0, 20.0])
+    assert "&lt;b&gt;" in html and "<b>" not in html.split("<div")[1]
+    assert "p = 0.5" in html
+    gen = plots.generated_html("Hi <", [{"token": " there", "p_raw": 0.25, "p_shaped": 0.5,
+                                         "how": "forced"}])
+    assert "Hi &lt;" in gen and "p = 0.2500 raw" in gen
+    bars = plots.sentence_bars(["a b", "c d"], [-3.0, -1.0])
+    assert list(bars.data[0].x) == [-1.0, -3.0]  # best first
+    assert plots.side_by_side([("m", ["x"], [1.0]), ("n", ["y"], [0.5])]).data

@@ -96,3 +96,16 @@ def test_timing_measures_every_length(rnn):
     assert set(res.lengths) >= {8, 32}
     assert all(t > 0 for t in res.loop_s + res.kernel_s + res.attention_s)
     assert res.rows()[0]["parallel_steps"] == 1
+
+
+def test_rnn_figures():
+    from lmdemo.plots import rnn as plots
+
+    fig = plots.gradient_lines(["tiny-rnn", "tiny-lstm"], ["rnn", "lstm"], np.array([2, 1, 0]),
+                               np.array([[1e-6, 1e-3, 1e-1], [1e-2, 5e-2, 1e-1]]))
+    assert fig.layout.yaxis.type == "log" and len(fig.data) == 2
+    heat = plots.hidden_heatmap(["a", "b"], np.zeros((2, 300)), step=1)
+    assert heat.data[0].z.shape == (2, 128) and heat.layout.shapes
+    assert len(plots.path_lengths(5).data) == 2
+    assert plots.timing_bars([4, 8], [1e-3, 2e-3], [1e-3, 2e-3], [5e-4, 6e-4]).layout.yaxis.type \
+        == "log"
