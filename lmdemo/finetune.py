@@ -47,6 +47,7 @@ class TrainConfig:
     lora_r: int = 8  # LoRA rank
     lora_alpha: int = 16  # LoRA scaling numerator (scale = alpha / r)
     lora_dropout: float = 0.1  # dropout on the LoRA path
+    token_dropout: float = 0.0  # share of word tokens replaced by [MASK] in training batches
     group_by_length: bool = True  # batches of similar lengths (less padding)
     eval_batch_size: int = 64  # reviews per evaluation forward pass
 
@@ -84,6 +85,7 @@ class TrainConfig:
         fraction("Warm-up", self.warmup, 1.0)
         fraction("Weight decay", self.weight_decay, 10.0)
         fraction("LoRA dropout", self.lora_dropout, 1.0)
+        fraction("Token dropout", self.token_dropout, 0.9)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise UserError(f"Seed must be a whole number ≥ 0 (got {self.seed!r}).")
         return self
@@ -165,8 +167,12 @@ def _encode(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
     return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
 
 
-def _collate(pad_id: int):
+def _collate(pad_id: int, drop: float = 0.0, mask_id: int | None = None, seed: int = 0):
+    """Pad a batch to its longest review; optionally replace a share `drop` of the word tokens
+    (never the first and last, [CLS]/[SEP]) by `mask_id` — word dropout, a regulariser."""
     import torch
+
+    gen = torch.Generator().manual_seed(seed)
 
     def collate(items: list[tuple[list[int], int]]) -> dict:
         width = max(len(ids) for ids, _ in items)
@@ -175,6 +181,12 @@ def _collate(pad_id: int):
         for row, (ids, _) in enumerate(items):
             input_ids[row, :len(ids)] = torch.tensor(ids)
             mask[row, :len(ids)] = 1
+        if drop > 0 and mask_id is not None:
+            inner = mask.clone()  # (B, T) word positions: not padding, [CLS] or [SEP]
+            inner[:, 0] = 0
+            inner[torch.arange(len(items)), mask.sum(1) - 1] = 0
+            hit = (torch.rand(input_ids.shape, generator=gen) < drop) & inner.bool()  # (B, T)
+            input_ids[hit] = mask_id
         labels = torch.tensor([y for _, y in items], dtype=torch.long)  # (B,)
         return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
@@ -260,7 +272,10 @@ def train(cfg: TrainConfig, train_data: Reviews, val_data: Reviews | None = None
 
     sampler = LengthGroupedBatches([len(e) for e in encoded], int(cfg.batch_size), cfg.seed,
                                    cfg.group_by_length)
-    loader = torch.utils.data.DataLoader(items, batch_sampler=sampler, collate_fn=_collate(pad_id),
+    mask_id = tokenizer.mask_token_id if tokenizer.mask_token_id is not None else \
+        tokenizer.unk_token_id
+    collate = _collate(pad_id, float(cfg.token_dropout), mask_id, cfg.seed + accelerator.process_index)
+    loader = torch.utils.data.DataLoader(items, batch_sampler=sampler, collate_fn=collate,
                                          pin_memory=accelerator.device.type == "cuda")
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)

@@ -356,8 +356,21 @@ def run_worker(folder: Path) -> dict:
 
 
 def compare_rows() -> list[dict]:
-    """Finished runs side by side: settings, best validation accuracy, speed."""
+    """The shipped classifier and every finished run side by side: settings, best validation
+    accuracy, speed (the shipped one's numbers come from its metrics.json)."""
+    from lmdemo.config import ASSETS
+
     rows = []
+    shipped = _read_json(ASSETS / "sentiment-minilm" / "metrics.json")
+    if shipped:
+        c = shipped.get("config", {})
+        rows.append({"model": "sentiment-minilm", "base": c.get("base"), "method": c.get("method"),
+                     "epochs": c.get("epochs"), "learning_rate": c.get("learning_rate"),
+                     "batch_size": c.get("batch_size"), "data": c.get("data"),
+                     "val_accuracy": shipped.get("best_val_accuracy"),
+                     "best_epoch": shipped.get("best_epoch"),
+                     "samples_per_s": round(float(shipped.get("train_samples_per_s") or 0), 1),
+                     "device": "cpu"})
     for run in list_runs(refresh=False):
         if run.state != "done":
             continue

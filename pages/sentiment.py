@@ -47,8 +47,8 @@ def query() -> None:
         ui.warm_up(model_id)
         ex = get_explanation(model_id, text, method)
         left, right = st.columns([1, 2])
-        left.metric("Label", ex.prediction.label,
-                    f"{ex.prediction.probs[ex.prediction.label]:.1%} sure", delta_color="off")
+        left.metric("Label", ex.prediction.label)
+        left.caption(f"probability {ex.prediction.probs[ex.prediction.label]:.1%}")
         with right:
             ui.chart(plots.probs_figure(ex.prediction.probs), "probabilities",
                      [ex.prediction.probs], key="probs")
@@ -134,8 +134,9 @@ def fine_tune() -> None:
     with ui.guard("The fine-tuning form"):
         data, data_jsonl = data_choice()
         cfg = hyperparameters()
-        name = st.text_input("Run name", value=time.strftime("run-%Y%m%d-%H%M%S"),
-                             key="ft_name", max_chars=64)
+        st.session_state.setdefault("ft_name", time.strftime("run-%Y%m%d-%H%M%S"))
+        name = st.text_input("Run name", key="ft_name", max_chars=64,
+                             help="Letters, digits, '.', '_' and '-'; a new name per run.")
         token = (st.text_input("Training token", type="password", key="ft_token")
                  if settings().train_token else None)
         if st.button("Start fine-tuning", type="primary", icon=":material/play_arrow:"):

@@ -2,8 +2,11 @@
 
 `--out DIR` trains here and leaves DIR as a run folder (config.json, status.json, metrics.jsonl,
 model/), which `classify --model DIR` and `evaluate --model DIR` accept. `--run-dir DIR` is how the
-app's job runner starts a queued run in its own process. Under `accelerate launch --num_processes
-N -m lmdemo finetune ...` the same command trains data-parallel; only the first process writes.
+app's job runner starts a queued run in its own process. Under `accelerate launch --multi_gpu
+--num_processes N -m lmdemo finetune ...` (torchrun underneath; on a machine without GPUs the
+processes train on CPU over gloo) the same command trains data-parallel; only the first process
+writes the run folder and prints. (`accelerate launch --cpu --num_processes N` starts a single
+process unless an MPI hostfile is given: that is accelerate's simple launcher.)
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ def register(sub) -> None:
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lora-r", type=float, default=8)
+    p.add_argument("--token-dropout", type=float, default=0.0,
+                   help="share of word tokens masked in training batches (regulariser)")
     p.add_argument("--no-mixed-precision", action="store_true", help="fp32 even on a GPU")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="share of a data file held out for validation (shipped has its own)")
@@ -54,6 +59,7 @@ def config_from_args(args) -> dict:
     cfg = {"base": args.base, "method": args.method, "epochs": args.epochs,
            "batch_size": args.batch_size, "max_length": args.max_length, "warmup": args.warmup,
            "weight_decay": args.weight_decay, "seed": args.seed, "lora_r": args.lora_r,
+           "token_dropout": args.token_dropout,
            "mixed_precision": not args.no_mixed_precision}
     cfg["learning_rate"] = args.learning_rate if args.learning_rate is not None else (
         5e-4 if args.method == "lora" else 5e-5)
@@ -88,10 +94,13 @@ def run(args):
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         from accelerate import PartialState
 
-        state = PartialState()
+        from lmdemo.device import pick_device
+
+        state = PartialState(cpu=pick_device() == "cpu")
         if state.is_main_process:
             jobs.init_folder(folder, config, data_jsonl)
         state.wait_for_everyone()
     else:
         jobs.init_folder(folder, config, data_jsonl)
-    return jobs.run_worker(folder)
+    result = jobs.run_worker(folder)
+    return result if jobs.is_main_process() else None  # one JSON line, from the first process

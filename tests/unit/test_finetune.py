@@ -90,3 +90,30 @@ def test_lora_run_loads_back_as_a_model_everywhere(tiny_env):
 def test_no_training_data_is_refused(tiny_env):
     with pytest.raises(UserError):
         finetune.train(TrainConfig(base=TINY_ID), reviews.Reviews([], []))
+
+
+@pytest.mark.slow
+def test_accelerate_launch_two_cpu_processes(tiny_env, tmp_path):
+    """`accelerate launch` with two processes trains data-parallel on CPU (gloo): each process
+    takes half the batches, only the first writes the run folder and prints one JSON line."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    data = write_reviews(tmp_path / "r.csv")
+    out = tmp_path / "ddp-run"
+    env = dict(os.environ, LMDEMO_DEVICE="cpu", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
+           "2", "--main_process_port", "29533", "-m", "lmdemo", "finetune", "--base", TINY_ID,
+           "--data", str(data), "--epochs", "2", "--batch-size", "4", "--out", str(out), "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["processes"] == 2 and result["state"] == "done"
+    # 36 reviews - 4 held out = 32: 8 batches of 4, half per process, 2 epochs
+    assert result["steps"] == 8
+    assert (out / "model" / "adapter_config.json").exists()
+    assert json.loads((out / "status.json").read_text())["state"] == "done"
