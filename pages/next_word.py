@@ -58,15 +58,22 @@ text = ui.text_input("text", EXAMPLES, label="Prompt", height=80)
 sampling = SamplingParams(temperature, int(top_k), top_p)
 
 
+def where(model: str) -> str:
+    """The model's folder: part of each cache key, so other weights never reuse a result."""
+    from lmdemo.registry import get_spec
+
+    return get_spec(model).location
+
+
 @st.cache_data(max_entries=64, show_spinner=False)
-def get_score(model: str, txt: str):
+def get_score(model: str, txt: str, at: str):
     from lmdemo.next_token import score
 
     return score(model, txt)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def get_next(model: str, txt: str, k: int, temp: float, p: float, show: int):
+def get_next(model: str, txt: str, k: int, temp: float, p: float, show: int, at: str):
     from lmdemo.next_token import next_token
 
     return next_token(model, txt, top_k=k, temperature=temp, top_p=p, show=show)
@@ -94,11 +101,11 @@ def current() -> generation.Generation:
     """The Generation of this model and prompt: reused across reruns, restarted when either
     changes (a fresh session replays the tokens kept in the URL)."""
     held = st.session_state.get("_gen")
-    if held is None or held[0] != (model_id, text):
+    if held is None or held[0] != (model_id, where(model_id), text):
         gen = generation.start(model_id, text)
         if held is None:
             _replay(gen)
-        st.session_state["_gen"] = ((model_id, text), gen)
+        st.session_state["_gen"] = ((model_id, where(model_id), text), gen)
         _save_steps(gen)
     return st.session_state["_gen"][1]
 
@@ -194,7 +201,7 @@ def surprisal_tab() -> None:
     if not text.strip():
         st.info("Type a text to see how surprising each of its tokens is.")
         return
-    res = get_score(model_id, text)
+    res = get_score(model_id, text, where(model_id))
     if res.message:
         st.info(res.message, icon=":material/content_cut:")
     bits = [-lp / math.log(2) for lp in res.log_probs]
@@ -236,7 +243,7 @@ def compare_tab(gen: generation.Generation) -> None:
     results, rows = [], []
     for m in picked:
         with ui.guard(m):
-            r = get_next(m, context, int(top_k), temperature, top_p, shown)
+            r = get_next(m, context, int(top_k), temperature, top_p, shown, where(m))
             results.append((m, [e.token for e in r.entries], [e.prob for e in r.entries]))
             rows += [{"model": m, "rank": i + 1, "token": e.token, "id": e.id,
                       "probability": e.prob, "reshaped": e.sampling_prob,
@@ -259,7 +266,7 @@ def scoring_tab() -> None:
         return
     rows = []
     for s in sentences:
-        r = get_score(model_id, s)
+        r = get_score(model_id, s, where(model_id))
         rows.append({"sentence": s, "log_prob_nats": r.total_log_prob, "tokens": len(r.tokens),
                      "perplexity": r.perplexity})
     ui.chart(plots.sentence_bars([r["sentence"] for r in rows],

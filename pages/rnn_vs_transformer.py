@@ -26,18 +26,25 @@ if not ui.models_ready(KINDS, RNN_MODEL):
 text = ui.text_input("text", EXAMPLES)
 
 
+def where(*model_ids: str) -> tuple[str, ...]:
+    """The models' folders: part of each cache key, so other weights never reuse a result."""
+    from lmdemo.registry import get_spec
+
+    return tuple(get_spec(m).location for m in model_ids)
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
-def get_recurrence(txt: str, step: int | None) -> rnn_lab.RecurrenceResult:
+def get_recurrence(txt: str, step: int | None, at: tuple) -> rnn_lab.RecurrenceResult:
     return rnn_lab.recurrence(RNN_MODEL, txt, step)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def get_gradients(models: tuple[str, ...], txt: str) -> rnn_lab.GradientResult:
+def get_gradients(models: tuple[str, ...], txt: str, at: tuple) -> rnn_lab.GradientResult:
     return rnn_lab.gradient_norms(list(models), txt)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def get_timing(txt: str) -> rnn_lab.TimingResult:
+def get_timing(txt: str, at: tuple) -> rnn_lab.TimingResult:
     return rnn_lab.timing(RNN_MODEL, txt)
 
 
@@ -55,7 +62,7 @@ def recurrence_tab() -> None:
     st.markdown(ui.prose("rnn_vs_transformer", "recurrence"))
     if not rnn_installed():
         return
-    full = get_recurrence(text, None)
+    full = get_recurrence(text, None, where(RNN_MODEL))
     if full.message:
         st.info(full.message, icon=":material/content_cut:")
     n = len(full.tokens)
@@ -70,13 +77,13 @@ def recurrence_tab() -> None:
     step = st.select_slider("Step t to recompute", list(range(n)), key="step",
                             format_func=lambda i: f"{i}: {show_token(full.tokens[i])}",
                             **initial, **ui.URL)
-    res = get_recurrence(text, step)
+    res = get_recurrence(text, step, where(RNN_MODEL))
     (h, e), hh = res.w_shape, res.u_shape[0]
     st.latex(r"h_t = \tanh\!\left(W x_t + U h_{t-1} + b\right),\qquad "
              rf"W\in\mathbb{{R}}^{{{h}\times{e}}},\; U\in\mathbb{{R}}^{{{hh}\times{hh}}},\;"
              rf"b\in\mathbb{{R}}^{{{hh}}},\; h_0 = 0")
     ui.chart(plots.hidden_heatmap(res.tokens, res.hidden, step), "rnn-hidden-states",
-             {"step": list(range(n)), "token": res.tokens,
+             {"step": list(range(len(res.tokens))), "token": res.tokens,
               **{f"h{j}": res.hidden[:, j].tolist() for j in range(res.hidden.shape[1])}},
              key="hidden")
     st.markdown(f"**Step {step}** reads “{show_token(res.tokens[step])}”. Unit 0, with the "
@@ -115,7 +122,7 @@ def gradients_tab() -> None:
     if not picked:
         st.info("Pick at least one recurrent model.")
         return
-    res = get_gradients(tuple(picked), text)
+    res = get_gradients(tuple(picked), text, where(*picked))
     if res.message:
         st.info(res.message, icon=":material/content_cut:")
     st.latex(r"\frac{\partial \mathcal{L}_T}{\partial h_t} = \frac{\partial \mathcal{L}_T}"
@@ -158,7 +165,7 @@ def timing_tab() -> None:
     if not rnn_installed():
         return
     with st.spinner("Timing both ways…"):
-        res = get_timing(text)
+        res = get_timing(text, where(RNN_MODEL))
     st.latex(r"\underbrace{h_t = \tanh(Wx_t + Uh_{t-1} + b),\ t = 1\dots T}_{T\text{ steps, one "
              r"after another}}\qquad\text{vs}\qquad\underbrace{\mathrm{softmax}\!\left("
              r"\frac{QK^\top}{\sqrt d}+M\right)V}_{\text{one batch of matrix products}}")

@@ -33,7 +33,7 @@ def test_recurrence_tab_reproduces_the_hidden_state(zoo):  # noqa: F811
     assert any("reproduces the model's hidden state" in s.value for s in at.success)
     step = at.select_slider(key="step")
     step.set_value(2).run()
-    assert not at.exception and at.success
+    assert not at.exception and at.success, [x.value for x in at.warning] + [x.value for x in at.info]
 
 
 @pytest.mark.parametrize("tab", ["Vanishing gradients", "Path length", "Sequential vs parallel"])
