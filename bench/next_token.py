@@ -112,8 +112,25 @@ def main() -> None:
                                   return_dict_in_generate=True, do_sample=False,
                                   pad_token_id=bos)
 
-    short = _interleaved({"forward": forward, "service": service, "generate": generate},
-                         args.runs)
+    def forward_last():  # what generate's first step does: the LM head on the last position only
+        with torch.inference_mode():
+            return model(x, logits_to_keep=1).logits  # (1, 1, V)
+
+    import numpy as np
+
+    from lmdemo.sampling import check_params, entropy, softmax, transform
+
+    params = check_params(**SAMPLING)
+    last = forward()[0, -1].float().numpy()  # (V,)
+
+    def postprocess():  # the service's work over the vocabulary after its forward pass
+        raw = softmax(last)
+        shaped = transform(last, params)
+        np.argsort(-raw, kind="stable")
+        return entropy(raw), entropy(shaped)
+
+    short = _interleaved({"forward": forward, "service": service, "generate": generate,
+                          "forward_last": forward_last, "postprocess": postprocess}, args.runs)
 
     n_long = min(LONG_CONTEXT, context_limit(loaded) - 1)
     long_text, _ = _ids_of_length(tok, n_long)
@@ -131,8 +148,6 @@ def main() -> None:
 
     step = _interleaved({"recompute": recompute, "cached": cached_step}, args.runs)
     gen.force(new_token)
-    import numpy as np
-
     same = bool(np.allclose(gen.logits, recompute()[0, -1].float().cpu().numpy(), atol=1e-4))
     print(json.dumps({
         "model": label,
@@ -142,6 +157,8 @@ def main() -> None:
         "forward_ms": round(short["forward"] * 1e3, 3),
         "service_ms": round(short["service"] * 1e3, 3),
         "generate_ms": round(short["generate"] * 1e3, 3),
+        "forward_last_logits_only_ms": round(short["forward_last"] * 1e3, 3),
+        "service_postprocess_ms": round(short["postprocess"] * 1e3, 3),
         "recompute_ms": round(step["recompute"] * 1e3, 3),
         "cached_step_ms": round(step["cached"] * 1e3, 3),
         "prompt_tokens": int(x.shape[1]), "long_context_tokens": len(gen.ids) - 1,

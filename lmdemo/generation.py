@@ -209,7 +209,7 @@ class Generation:
                 out = loaded.model(x)
                 self._states = [out.hidden]
             else:
-                out = loaded.model(input_ids=x, use_cache=True)
+                out = _forward_last(loaded.model, x)
                 self._cache = out.past_key_values
             last = out.logits[0, -1].float().cpu().numpy()  # (V,)
         self._window = list(ids)
@@ -234,13 +234,22 @@ class Generation:
                 self.message = (f"The context is full ({limit} tokens): the oldest tokens are "
                                 "dropped and the rest is read again.")
                 x = torch.tensor([window], device=loaded.device)  # (1, limit)
-                out = loaded.model(input_ids=x, use_cache=True)
+                out = _forward_last(loaded.model, x)
                 self._window = window
             else:
                 out = loaded.model(input_ids=x, past_key_values=self._cache, use_cache=True)
                 self._window.append(token_id)
             self._cache = out.past_key_values
             self._logits.append(out.logits[0, -1].float().cpu().numpy())  # (V,)
+
+
+def _forward_last(model, x):
+    """A cached forward pass over x (1, T) that scores only the last position: the output layer
+    over the whole vocabulary is skipped for the T − 1 positions nobody looks at."""
+    try:
+        return model(input_ids=x, use_cache=True, logits_to_keep=1)  # logits (1, 1, V)
+    except TypeError:  # an architecture without `logits_to_keep`
+        return model(input_ids=x, use_cache=True)  # logits (1, T, V)
 
 
 def context_limit(loaded) -> int:
