@@ -178,7 +178,9 @@ def steps_panel(gen: generation.Generation, dist: generation.Distribution) -> No
     b = st.columns(6)
     b[0].button("Greedy", on_click=act, args=("greedy",), icon=":material/trending_up:",
                 key="greedy")
-    b[1].button("Sample", on_click=act, args=("sample",), icon=":material/casino:", key="sample")
+    b[1].button("Sample", on_click=act, args=("sample",), icon=":material/casino:", key="sample",
+                help="Draw from the dark bars. The same seed at the same position draws the same "
+                     "token (reproducible from the URL); change the seed for another draw.")
     b[2].button("Sample 10", on_click=act, args=("sample", 10), key="sample10")
     b[3].button("Undo", on_click=act, args=("undo",), icon=":material/undo:", key="undo",
                 disabled=not gen.steps)
