@@ -53,11 +53,11 @@ def distribution_bars(tokens: list[str], raw, shaped, title: str = "",
                marker_color=SHAPED_COLOR,
                hovertemplate="<b>%{x}</b><br>reshaped p = %{y:.4f}<extra></extra>"),
     ])
-    fig.update_layout(barmode="group", title=title, height=height,
-                      margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
+    fig.update_layout(barmode="group", height=height,
+                      title=title, margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
                       yaxis={"title": "probability", "rangemode": "tozero"},
                       xaxis={"type": "category", "title": "next token (most likely first)"},
-                      legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 0})
+                      legend={"orientation": "h", "y": -0.3, "yanchor": "top", "x": 0})
     return fig
 
 
