@@ -8,6 +8,6 @@ from pages.catalog import PAGES
 ui.page("lmdemo — see how language models work", "intro", "home")
 st.subheader("The tour")
 for info in PAGES[1:]:
-    st.page_link(info.file, label=f"**{info.title}** — {info.blurb}", icon=info.icon)
+    ui.page_link(info)
 st.markdown(ui.prose("home", "ideas"))
 ui.share_hint()

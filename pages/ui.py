@@ -189,6 +189,18 @@ def json_download(obj, name: str, key: str | None = None) -> None:
                        icon=":material/download:")
 
 
+def page_link(info) -> None:
+    """A link to a catalog page; a plain link when the page runs outside app.py's navigation
+    (as in AppTest)."""
+    from streamlit.errors import StreamlitAPIException
+
+    label = f"**{info.title}** — {info.blurb}"
+    try:
+        st.page_link(info.file, label=label, icon=info.icon)
+    except StreamlitAPIException:
+        st.markdown(f"- [{label}](/{info.url_path})")
+
+
 def share_hint() -> None:
     st.caption("Every input on this page is kept in the address bar: copy the URL to share "
                "exactly this view.")
