@@ -209,6 +209,15 @@ def _wrap_lora(model, cfg: TrainConfig):
                         f"fine-tuning. ({str(exc)[:160]})") from exc
 
 
+def _fast_attention(model) -> None:
+    """Train with PyTorch's fused scaled-dot-product attention (the cached models for viewing
+    use eager attention, which can return the weights; training never needs them)."""
+    try:
+        model.set_attn_implementation("sdpa")
+    except (AttributeError, ValueError, ImportError):
+        pass  # an architecture without SDPA support keeps eager attention
+
+
 def _param_groups(model, weight_decay: float) -> list[dict]:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
@@ -262,6 +271,7 @@ def train(cfg: TrainConfig, train_data: Reviews, val_data: Reviews | None = None
     accelerator = Accelerator(cpu=dev == "cpu", mixed_precision="bf16" if bf16 else "no")
     set_seed(cfg.seed)
     model, tokenizer = fresh_classifier(cfg.base)
+    _fast_attention(model)
     if cfg.method == "lora":
         model = _wrap_lora(model, cfg)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

@@ -63,7 +63,7 @@ def config_from_args(args) -> dict:
            "mixed_precision": not args.no_mixed_precision}
     cfg["learning_rate"] = args.learning_rate if args.learning_rate is not None else (
         5e-4 if args.method == "lora" else 5e-5)
-    TrainConfig.from_json(cfg)  # every hyperparameter checked before anything is created
+    cfg = TrainConfig.from_json(cfg).to_json()  # every value checked before anything starts
     data = args.data
     if data not in ("shipped", "imdb"):
         from lmdemo.reviews import read_path

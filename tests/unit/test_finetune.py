@@ -117,3 +117,16 @@ def test_accelerate_launch_two_cpu_processes(tiny_env, tmp_path):
     assert result["steps"] == 8
     assert (out / "model" / "adapter_config.json").exists()
     assert json.loads((out / "status.json").read_text())["state"] == "done"
+
+
+def test_collate_pads_dynamically_and_token_dropout_spares_special_tokens():
+    items = [([101, 5, 6, 7, 102], 1), ([101, 8, 102], 0)]
+    batch = finetune._collate(0)(items)
+    assert batch["input_ids"].shape == (2, 5)  # padded to the longest in the batch only
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]
+    assert batch["labels"].tolist() == [1, 0]
+    long = [([101] + list(range(1000, 1200)) + [102], 1)] * 4
+    dropped = finetune._collate(0, drop=0.5, mask_id=103, seed=0)(long)["input_ids"]
+    share = (dropped == 103).float().mean().item()
+    assert 0.4 < share < 0.6
+    assert (dropped[:, 0] == 101).all() and (dropped[:, -1] == 102).all()
