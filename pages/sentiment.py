@@ -144,6 +144,7 @@ def fine_tune() -> None:
                 st.error("Upload a data file first.")
                 return
             run = jobs.submit(name, dict(cfg, data=data), data_jsonl, token=token)
+            st.session_state["job_run"] = run.name  # the Jobs tab opens on the new run
             st.success(f"Run **{run.name}** is {run.state}; follow it in the Jobs tab.")
 
 
