@@ -65,3 +65,18 @@ def test_start_a_run_and_see_it_in_jobs(app):
     app.run()
     assert not app.exception
     jobs.cancel("from-page") if jobs.get_run("from-page").state == "running" else None
+
+
+def test_training_token_is_asked_for_when_set(tiny_run, monkeypatch):
+    monkeypatch.setenv("LMDEMO_TRAIN_TOKEN", "s3cret")
+    at = app_test(PAGE, timeout=120)
+    at.query_params["model"] = tiny_run
+    at.run()
+    field = at.text_input(key="ft_token")
+    assert field is not None
+    at.text_input(key="ft_name").set_value("needs-token").run()
+    field.set_value("wrong").run()
+    next(b for b in at.button if b.label == "Start fine-tuning").click().run()
+    assert not at.exception
+    assert any("token" in e for e in _errors(at))
+    assert "needs-token" not in [r.name for r in jobs.list_runs(refresh=False)]
