@@ -307,8 +307,9 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0") or 0) == 0
 
 
-def run_worker(folder: Path) -> dict:
-    """Train the run in `folder` in this process (the job process, or `finetune --out`)."""
+def run_worker(folder: Path, on_step=None) -> dict:
+    """Train the run in `folder` in this process (the job process, or `finetune --out`);
+    `on_step` also receives every progress event (the command line draws a bar with it)."""
     from lmdemo import reviews
     from lmdemo.finetune import TrainConfig, train
 
@@ -339,7 +340,14 @@ def run_worker(folder: Path) -> dict:
             train_data, val_data = reviews.split_off(all_data, val_fraction, cfg.seed)
         if limit:
             train_data = train_data.head(int(limit))
-        result = train(cfg, train_data, val_data, folder / "model", on_step=Recorder(folder))
+        recorder = Recorder(folder)
+
+        def report(event: dict) -> None:
+            recorder(event)
+            if on_step is not None:
+                on_step(event)
+
+        result = train(cfg, train_data, val_data, folder / "model", on_step=report)
     except KeyboardInterrupt:
         set_status(folder, state="cancelled", error="Interrupted.")
         raise

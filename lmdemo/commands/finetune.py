@@ -12,6 +12,7 @@ process unless an MPI hostfile is given: that is accelerate's simple launcher.)
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from lmdemo.cli import add_json_flag
@@ -102,5 +103,29 @@ def run(args):
         state.wait_for_everyone()
     else:
         jobs.init_folder(folder, config, data_jsonl)
-    result = jobs.run_worker(folder)
+    with _progress_bar() as bar:
+        result = jobs.run_worker(folder, on_step=bar)
     return result if jobs.is_main_process() else None  # one JSON line, from the first process
+
+
+class _progress_bar:
+    """A tqdm bar on stderr fed by the trainer's progress events (stdout stays clean JSON)."""
+
+    def __enter__(self):
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=None, unit="step", file=sys.stderr, dynamic_ncols=True)
+        return self
+
+    def __call__(self, event: dict) -> None:
+        if event.get("total_steps") and self.bar.total != event["total_steps"]:
+            self.bar.total = event["total_steps"]
+        if event.get("event") == "step":
+            self.bar.update(event["step"] - self.bar.n)
+            self.bar.set_postfix(epoch=event["epoch"], loss=f"{event['loss']:.3f}")
+        elif "val_accuracy" in event:
+            self.bar.write(f"epoch {event['epoch']}: validation accuracy "
+                           f"{event['val_accuracy']:.3f}", file=sys.stderr)
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
