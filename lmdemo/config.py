@@ -41,6 +41,7 @@ class Settings:
     hub_timeout_s: float  # LMDEMO_HUB_TIMEOUT: seconds to wait for the hub before giving up
     max_upload_mb: int  # LMDEMO_MAX_UPLOAD_MB: largest data upload accepted
     max_jobs: int  # LMDEMO_MAX_JOBS: training jobs running at once (others queue)
+    max_queued: int  # LMDEMO_MAX_QUEUED: runs allowed to wait in the queue
     train_token: str  # LMDEMO_TRAIN_TOKEN: if set, fine-tuning asks for this token
     max_text_chars: int  # LMDEMO_MAX_TEXT_CHARS: longest text a service accepts
     extra: dict = field(default_factory=dict)  # reserved for page-specific knobs
@@ -69,6 +70,7 @@ def settings() -> Settings:
         hub_timeout_s=timeout,
         max_upload_mb=_env_int("MAX_UPLOAD_MB", 20),
         max_jobs=max(1, _env_int("MAX_JOBS", 1)),
+        max_queued=max(1, _env_int("MAX_QUEUED", 4)),
         train_token=_env("TRAIN_TOKEN"),
         max_text_chars=_env_int("MAX_TEXT_CHARS", 20_000),
     )

@@ -147,6 +147,10 @@ def submit(name: str, config: dict, data_jsonl: str | None = None,
     data = config.get("data", "shipped")
     if data_jsonl is None and data not in ("shipped", "imdb"):
         raise UserError("Choose the data: the shipped reviews, IMDB or an uploaded file.")
+    waiting = [r for r in list_runs(refresh=False) if r.state == "queued"]
+    if len(waiting) >= settings().max_queued:
+        raise UserError(f"{len(waiting)} runs are already waiting; try again when one has "
+                        "started (or cancel one).")
     full = dict(config, **cfg.to_json(), data="upload" if data_jsonl is not None else data)
     folder = create_run(name, full, data_jsonl)
     if start:
@@ -203,7 +207,7 @@ def schedule() -> list[str]:
     started = []
     with _lock():
         root = runs_root()
-        folders = [p for p in sorted(root.iterdir()) if p.is_dir() and RUN_NAME.match(p.name)]
+        folders = [p for p in sorted(root.iterdir()) if p.is_dir() and RUN_NAME.fullmatch(p.name)]
         running, queued = 0, []
         for folder in folders:
             status = read_status(folder)
@@ -240,7 +244,7 @@ def list_runs(refresh: bool = True) -> list[RunInfo]:
     if refresh:
         schedule()
     root = runs_root()
-    runs = [get_run(p.name) for p in root.iterdir() if p.is_dir() and RUN_NAME.match(p.name)]
+    runs = [get_run(p.name) for p in root.iterdir() if p.is_dir() and RUN_NAME.fullmatch(p.name)]
     return sorted(runs, key=lambda r: -float(r.config.get("created", 0) or 0))
 
 

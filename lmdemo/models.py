@@ -176,6 +176,18 @@ def _load_uncached(spec: ModelSpec, location: str, dev: str, dtype) -> Loaded:
     return Loaded(spec=spec, model=model, tokenizer=tok, device=dev, dtype=dtype)
 
 
+def load_spec(spec: ModelSpec, device: str | None = None) -> Loaded:
+    """Load a model described by a spec that is not in the registry (the command line's run
+    folders); cached like `load`. The web app never calls this with a user's path."""
+    dev = pick_device(device)
+    dtype = pick_dtype(dev)
+    key = (spec.id, spec.location, dev, dtype_name(dtype))
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = _load_uncached(spec, spec.location, dev, dtype)
+        return _CACHE[key]
+
+
 def fresh_classifier(base_id: str, dtype=None):
     """A new, uncached sequence classifier built on an encoder, for fine-tuning; and its tokenizer."""
     import torch

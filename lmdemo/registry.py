@@ -108,6 +108,8 @@ def run_specs() -> list[ModelSpec]:
         return []
     specs = []
     for run in sorted(root.iterdir()):
+        if not RUN_NAME.fullmatch(run.name):
+            continue
         status_file, model_dir = run / "status.json", run / "model"
         if not (status_file.is_file() and model_dir.is_dir()):
             continue
@@ -154,7 +156,7 @@ def get_spec(model_id: str) -> ModelSpec:
             return spec
     if model_id.startswith("run:"):
         name = model_id[4:]
-        if not RUN_NAME.match(name):
+        if not RUN_NAME.fullmatch(name):
             raise UserError(f"{name!r} is not a valid run name.")
         for spec in run_specs():
             if spec.id == model_id:

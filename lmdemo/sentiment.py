@@ -87,22 +87,12 @@ def _run_folder_spec(path: Path):
                      learned_positions=True, base=base)
 
 
-_PATH_CACHE: dict[str, object] = {}  # run folders loaded by the command line, once per process
-
-
 def load_classifier(model: str, allow_path: bool = False):
     """The loaded classifier for a registry id, or (command line only) a run folder path."""
     from lmdemo import models
 
     if allow_path and model and ("/" in model or model.startswith(".")) and Path(model).is_dir():
-        spec = _run_folder_spec(Path(model))
-        if spec.id not in _PATH_CACHE:
-            from lmdemo.device import pick_device, pick_dtype
-
-            dev = pick_device()
-            _PATH_CACHE[spec.id] = models._load_uncached(spec, spec.location, dev,
-                                                         pick_dtype(dev))
-        return _PATH_CACHE[spec.id]
+        return models.load_spec(_run_folder_spec(Path(model)))
     return models.load(model or DEFAULT_MODEL, kinds=("classifier",))
 
 

@@ -109,3 +109,14 @@ def test_queue_cancel_and_killed_job(tiny_env, monkeypatch):
     assert third.state == "running"
     assert jobs.get_run("first").state == "failed" and jobs.get_run("second").state == "cancelled"
     jobs.cancel("third")
+
+
+def test_the_queue_is_capped(tiny_env, monkeypatch):
+    """A public server cannot be flooded with waiting runs: past LMDEMO_MAX_QUEUED, a clear
+    message and nothing new on disk."""
+    monkeypatch.setenv("LMDEMO_MAX_QUEUED", "2")
+    for name in ("q1", "q2"):
+        jobs.submit(name, _config(), _data(tiny_env), start=False)
+    with pytest.raises(UserError, match="already waiting"):
+        jobs.submit("q3", _config(), _data(tiny_env), start=False)
+    assert sorted(r.name for r in jobs.list_runs(refresh=False)) == ["q1", "q2"]
