@@ -87,17 +87,21 @@ def browser():
         b.close()
 
 
-def wait_for_app(page, timeout_s: float = 120) -> None:
-    """Wait until Streamlit has finished running the page's script."""
+BUSY = '[data-testid="stSpinner"], [data-testid="stSkeleton"], [data-stale="true"]'
+
+
+def wait_for_app(page, timeout_s: float = 180) -> None:
+    """Wait until Streamlit has finished running the page's script: a title is drawn and no
+    spinner, skeleton or stale element has been seen for three polls in a row."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_s * 1000)
-    page.wait_for_timeout(500)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        running = page.locator('[data-testid="stStatusWidget"]').count()
-        if not running and page.locator('[data-testid="stMainBlockContainer"] h1').count():
-            break
-        page.wait_for_timeout(300)
-    page.wait_for_timeout(700)
+    idle = 0
+    while time.monotonic() < deadline and idle < 3:
+        has_title = page.locator('[data-testid="stMainBlockContainer"] h1').count() > 0
+        busy = page.locator(BUSY).count() > 0
+        idle = idle + 1 if has_title and not busy else 0
+        page.wait_for_timeout(400)
+    page.wait_for_timeout(300)
 
 
 def shot(page, name: str) -> Path:
