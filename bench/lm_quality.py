@@ -3,10 +3,11 @@
 For every sentence of `tests/data/heldout_sentences.txt` (everyday English written for the project,
 not in the training corpus) the words are shuffled with a fixed seed; a pair counts as won when the
 model gives the real sentence a lower perplexity than its shuffle. Prints one JSON line with, per
-model, the share of pairs won and the validation perplexity measured at the end of training (from
-the model's card.json). `--samples` adds greedy and sampled continuations of a few simple prompts.
+model, the share of pairs won and the validation perplexity from the model's card.json; `--valid`
+re-measures it for every model on the same 128-token windows of the held-out split (the corpus
+must be built: `python -m lmdemo build-corpus`). `--samples` adds greedy and sampled continuations.
 
-    python bench/lm_quality.py [--models tiny-gpt,tiny-lstm,tiny-gru,tiny-rnn] [--samples]
+    python bench/lm_quality.py [--models tiny-gpt,tiny-lstm,tiny-gru,tiny-rnn] [--valid] [--samples]
 """
 
 from __future__ import annotations
@@ -63,10 +64,26 @@ def continue_text(model_id: str, prompt: str, n: int, temperature: float, seed: 
     return text
 
 
+def valid_perplexity(model_id: str, block: int = 128) -> float:
+    """Perplexity on non-overlapping `block`-token windows of the corpus's validation split."""
+    import math
+
+    from lmdemo import corpus
+    from lmdemo.models import load
+    from lmdemo.train_lm import evaluate, token_stream
+
+    loaded = load(model_id, kinds=("causal-lm", "recurrent-lm"), device="cpu")
+    stream = token_stream(loaded.tokenizer, corpus.read_split("valid"))  # (N,)
+    nll, _ = evaluate(loaded.model, stream, block)
+    return round(math.exp(nll), 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--samples", action="store_true", help="add prompt continuations")
+    parser.add_argument("--valid", action="store_true",
+                        help="re-measure validation perplexity on 128-token windows")
     args = parser.parse_args()
 
     import torch
@@ -84,6 +101,8 @@ def main() -> None:
         card = json.loads(card_file.read_text()) if card_file.exists() else {}
         entry = {"grammatical_preferred": round(won / len(data), 4), "won": int(won),
                  "valid_perplexity": card.get("valid_perplexity")}
+        if args.valid:
+            entry["valid_perplexity_128"] = valid_perplexity(model_id)
         if args.samples:
             entry["samples"] = {p: {"greedy": continue_text(model_id, p, 12, 0.0, 0),
                                     "sampled_t0.8_k40": continue_text(model_id, p, 12, 0.8, 0)}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -267,9 +266,3 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None,
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 
-
-def copy_tokenizer(src: Path, dst: Path) -> None:
-    """Copy the tokenizer files of one model folder into another."""
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (src / name).exists():
-            shutil.copy2(src / name, dst / name)

@@ -113,3 +113,31 @@ def test_recurrent_save_and_reload_round_trip(tmp_path):
     assert again.head.weight is again.embed.weight
     assert set(json.loads((tmp_path / "config.json").read_text())) == set(
         RecurrentConfig.__dataclass_fields__)
+
+
+@pytest.mark.parametrize("arch", ["gpt", "rnn"])
+def test_train_lm_end_to_end_on_a_tiny_corpus(tmp_path, arch):
+    from transformers import AutoTokenizer
+
+    from lmdemo.train_lm import TrainConfig, train
+
+    lines = [f"The {w} sat on the {v} and looked at the {u}." for w in ("cat", "dog", "bird")
+             for v in ("mat", "chair", "wall") for u in ("sky", "door", "garden")]
+    (tmp_path / "train.txt").write_text("\n".join(lines * 4) + "\n")
+    (tmp_path / "valid.txt").write_text("\n".join(lines[:5]) + "\n")
+    out = tmp_path / "model"
+    card = train(TrainConfig(arch=arch, out=str(out), steps=2, batch_size=2, block_size=16,
+                             eval_every=0, corpus_dir=str(tmp_path), threads=1),
+                 log=lambda msg: None)
+    assert card["steps"] == 2 and card["valid_perplexity"] > 1
+    assert (out / "model.safetensors").exists() and (out / "card.json").exists()
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.bos_token == "<|endoftext|>"
+    if arch == "gpt":
+        from transformers import AutoModelForCausalLM
+
+        AutoModelForCausalLM.from_pretrained(out, attn_implementation="eager")
+    else:
+        from lmdemo.recurrent import RecurrentLM
+
+        assert RecurrentLM.from_folder(out).config.arch == "rnn"
