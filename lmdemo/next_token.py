@@ -12,6 +12,8 @@ hub models), keep only the end of a text longer than the model's context (and sa
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -22,6 +24,9 @@ from lmdemo.sampling import check_params, entropy, softmax, transform
 LM_KINDS = ("causal-lm", "recurrent-lm")
 DEFAULT_SHOW = 20  # entries returned by next_token unless asked otherwise
 MAX_SHOW = 200
+MEMO_SIZE = 64  # prompts whose last logits are remembered (sliders re-ask the same prompt)
+_MEMO: OrderedDict[tuple, np.ndarray] = OrderedDict()  # (model, folder, ids) -> logits (V,)
+_MEMO_LOCK = threading.Lock()
 
 
 @dataclass
@@ -105,18 +110,53 @@ def _context(loaded, text: str) -> tuple[list[int], bool, str]:
     return kept, True, message
 
 
-def _logits(loaded, ids: list[int]) -> np.ndarray:
-    """Next-token logits (T, V) as float32 numpy, for every position of `ids`."""
+def _logits(loaded, ids: list[int], last_only: bool = False) -> np.ndarray:
+    """Next-token logits (T, V) as float32 numpy for every position of `ids`, or (1, V) for the
+    last position only (a transformer then skips the output layer for the other positions)."""
     import torch
 
     with torch.inference_mode():
         x = torch.tensor([ids], dtype=torch.long, device=loaded.device)  # (1, T)
-        logits = loaded.model(x).logits[0]  # (T, V)
+        if last_only and loaded.spec.kind == "causal-lm":
+            try:
+                logits = loaded.model(x, logits_to_keep=1).logits[0]  # (1, V)
+            except TypeError:  # a hub architecture without logits_to_keep
+                logits = loaded.model(x).logits[0, -1:]  # (1, V)
+        else:
+            logits = loaded.model(x).logits[0]  # (T, V)
         return logits.float().cpu().numpy()
+
+
+def _last_logits(loaded, ids: list[int]) -> np.ndarray:
+    """The logits (V,) after `ids`, remembered for the last MEMO_SIZE prompts: moving the
+    temperature / top-k / top-p sliders asks again for the same prompt, and needs no forward."""
+    key = (loaded.spec.id, loaded.spec.location, loaded.device, tuple(ids))
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+        if hit is not None:
+            _MEMO.move_to_end(key)
+            return hit
+    logits = _logits(loaded, ids, last_only=True)[-1]  # (V,)
+    logits.setflags(write=False)
+    with _MEMO_LOCK:
+        _MEMO[key] = logits
+        while len(_MEMO) > MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return logits
+
+
+def clear_memo() -> None:
+    with _MEMO_LOCK:
+        _MEMO.clear()
 
 
 def _decode(tokenizer, token_id: int) -> str:
     return tokenizer.decode([int(token_id)])
+
+
+def _decode_each(tokenizer, token_ids) -> list[str]:
+    """Each token's text, decoded in one call."""
+    return tokenizer.batch_decode([[int(i)] for i in token_ids])
 
 
 def score(model_id: str, text: str) -> ScoreResult:
@@ -137,7 +177,7 @@ def score(model_id: str, text: str) -> ScoreResult:
     total = float(log_probs.sum())
     return ScoreResult(
         model=loaded.spec.id, text=text,
-        tokens=[_decode(loaded.tokenizer, i) for i in targets],
+        tokens=_decode_each(loaded.tokenizer, targets),
         token_ids=[int(i) for i in targets],
         log_probs=[float(x) for x in log_probs],
         total_log_prob=total,
@@ -160,16 +200,19 @@ def next_token(model_id: str, text: str = "", top_k: int = 0, temperature: float
     params = check_params(temperature, top_k, top_p)
     loaded = load(model_id, kinds=LM_KINDS)
     ids, truncated, message = _context(loaded, text)
-    logits = _logits(loaded, ids)[-1]  # (V,)
+    logits = _last_logits(loaded, ids)  # (V,)
     params = check_params(params.temperature, params.top_k, params.top_p, len(logits))
     raw = softmax(logits)  # (V,)
     sampled = transform(logits, params)  # (V,)
-    order = np.argsort(-raw, kind="stable")[:show]
+    show = min(show, len(raw))
+    top = np.argpartition(-raw, show - 1)[:show]  # the `show` most likely, unordered
+    order = top[np.lexsort((top, -raw[top]))]  # most likely first; ties by id, as a stable sort
     if params.temperature == 0.0:  # greedy: put the chosen token first even on ties
         best = int(np.argmax(sampled))
         order = np.concatenate([[best], order[order != best]])[:show]
-    entries = [NextTokenEntry(token=_decode(loaded.tokenizer, i), id=int(i), prob=float(raw[i]),
-                              sampling_prob=float(sampled[i])) for i in order]
+    texts = _decode_each(loaded.tokenizer, order)
+    entries = [NextTokenEntry(token=t, id=int(i), prob=float(raw[i]),
+                              sampling_prob=float(sampled[i])) for t, i in zip(texts, order, strict=True)]
     return NextTokenResult(
         model=loaded.spec.id, text=text, temperature=params.temperature, top_k=params.top_k,
         top_p=params.top_p, entries=entries, entropy=entropy(raw),

@@ -71,10 +71,13 @@ def transform(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
         out[int(np.argmax(logits))] = 1.0
         return out
     probs = softmax(logits / params.temperature)  # (V,)
+    top_k = params.top_k if params.top_k and params.top_k < len(probs) else 0
+    if not top_k and params.top_p >= 1.0:
+        return probs  # nothing to cut: no sort needed
     keep = np.ones_like(probs, dtype=bool)
     order = np.argsort(-probs, kind="stable")  # most likely first
-    if params.top_k and params.top_k < len(probs):
-        keep[order[params.top_k:]] = False
+    if top_k:
+        keep[order[top_k:]] = False
     if params.top_p < 1.0:
         masked = np.where(keep, probs, 0.0)[order]
         masked = masked / masked.sum()
