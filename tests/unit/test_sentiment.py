@@ -80,10 +80,10 @@ def test_bad_input_is_a_user_error(tiny_run, call):
 
 @pytest.mark.skipif(not SHIPPED_MODEL, reason="sentiment-minilm not trained yet")
 def test_shipped_classifier_on_independent_reviews():
-    """Guards the measured accuracy (88.7 %, MODEL_CARD.md); the goal is 90 %, not yet met."""
+    """Guards the measured accuracy (89.3 %, MODEL_CARD.md); the goal is 90 %, not yet met."""
     data = reviews.read_path(INDEPENDENT)
     assert len(data) >= 150 and sum(data.labels) == len(data) // 2
     ev = sentiment.evaluate(data, "sentiment-minilm")
-    assert ev.metrics.accuracy >= 0.88, ev.misclassified[:10]
+    assert ev.metrics.accuracy >= 0.89, ev.misclassified[:10]
     pred = sentiment.classify(["Not bad at all — I loved it."], "sentiment-minilm")[0]
     assert pred.label == "positive"
