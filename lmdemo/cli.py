@@ -91,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     if data is not None:
-        if getattr(args, "json", False):
-            print(json.dumps(data, ensure_ascii=False, allow_nan=False))
-        else:
-            print(_human(data))
+        text = (json.dumps(data, ensure_ascii=False, allow_nan=False)
+                if getattr(args, "json", False) else _human(data))
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:  # e.g. `| head`: the reader left; not an error of ours
+            sys.stderr.close()
+            return 0
     return 0

@@ -153,8 +153,18 @@ def _check_kind(loaded: Loaded, kinds: tuple[str, ...] | None) -> Loaded:
     return loaded
 
 
+def _quiet_transformers() -> None:
+    """No per-load progress bars or load reports on the console (the CLI prints JSON there)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def _load_uncached(spec: ModelSpec, location: str, dev: str, dtype) -> Loaded:
     import dataclasses
+
+    _quiet_transformers()
 
     try:
         if spec.source == "hub":
@@ -193,6 +203,7 @@ def fresh_classifier(base_id: str, dtype=None):
     import torch
 
     location = _classifier_base_location(base_id)
+    _quiet_transformers()
     model = _classifier_from(location, dtype or torch.float32)
     return model, _tokenizer(location)
 
