@@ -7,7 +7,9 @@ USER user
 ENV HOME=/home/user \
     PATH=/home/user/.local/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    LMDEMO_HOME=/home/user/.lmdemo
+    LMDEMO_HOME=/home/user/.lmdemo \
+    LMDEMO_MAX_JOBS=1 \
+    LMDEMO_MAX_QUEUED=4
 WORKDIR /home/user/app
 
 # Dependencies first, so code changes do not reinstall them.
@@ -20,4 +22,6 @@ COPY --chown=user . .
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:7860/_stcore/health', timeout=4).status != 200)"
-CMD ["streamlit", "run", "app.py", "--server.address=0.0.0.0", "--server.port=7860"]
+# Spaces serve the app inside an iframe behind their proxy: XSRF tokens would block uploads there.
+CMD ["streamlit", "run", "app.py", "--server.address=0.0.0.0", "--server.port=7860", \
+     "--server.enableXsrfProtection=false"]
