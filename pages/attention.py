@@ -255,9 +255,5 @@ def _verdict(diff: float, what: str) -> None:
 
 TABS = {"Heatmap": heatmap_tab, "All heads": grid_tab, "Lines": lines_tab,
         "Step by step": step_tab, "Multi-head": multihead_tab, "Two sentences": compare_tab}
-tabs = st.tabs(list(TABS), key="tab", on_change="rerun", **ui.URL)
-for tab, panel in zip(tabs, TABS.values(), strict=True):
-    if tab.open is not False:
-        with tab, ui.guard(f"The {panel.__name__.removesuffix('_tab')} view"):
-            panel()
+ui.lazy_tabs(TABS)
 ui.share_hint()

@@ -295,9 +295,5 @@ if not text.strip():
 TABS = {"Next token": lambda: next_token_tab(gen), "Surprisal": surprisal_tab,
         "Tokens": lambda: tokens_tab(gen), "Side by side": lambda: compare_tab(gen),
         "Sentence scoring": scoring_tab}
-tabs = st.tabs(list(TABS), key="tab", on_change="rerun", **ui.URL)
-for tab, (name, panel) in zip(tabs, TABS.items(), strict=True):
-    if tab.open is not False:
-        with tab, ui.guard(f"The {name.lower()} view"):
-            panel()
+ui.lazy_tabs(TABS)
 ui.share_hint()

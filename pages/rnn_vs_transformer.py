@@ -185,9 +185,5 @@ if not text.strip():
     st.stop()
 TABS = {"Recurrence": recurrence_tab, "Vanishing gradients": gradients_tab,
         "Path length": path_tab, "Sequential vs parallel": timing_tab}
-tabs = st.tabs(list(TABS), key="tab", on_change="rerun", **ui.URL)
-for tab, (name, panel) in zip(tabs, TABS.items(), strict=True):
-    if tab.open is not False:
-        with tab, ui.guard(f"The {name.lower()} view"):
-            panel()
+ui.lazy_tabs(TABS)
 ui.share_hint()

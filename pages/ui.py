@@ -189,6 +189,16 @@ def json_download(obj, name: str, key: str | None = None) -> None:
                        icon=":material/download:")
 
 
+def lazy_tabs(panels: dict[str, Callable[[], None]]) -> None:
+    """Tabs whose panels run only when open (the open tab is kept in the URL); each panel runs
+    inside `guard`, so one failing view never takes the others down."""
+    tabs = st.tabs(list(panels), key="tab", on_change="rerun", **URL)
+    for tab, (name, panel) in zip(tabs, panels.items(), strict=True):
+        if tab.open is not False:
+            with tab, guard(f"The {name.lower()} view"):
+                panel()
+
+
 def page_link(info) -> None:
     """A link to a catalog page; a plain link when the page runs outside app.py's navigation
     (as in AppTest)."""
