@@ -98,7 +98,9 @@ def wait_for_app(page, timeout_s: float = 180) -> None:
     idle = 0
     while time.monotonic() < deadline and idle < 3:
         has_title = page.locator('[data-testid="stMainBlockContainer"] h1').count() > 0
-        busy = page.locator(BUSY).count() > 0
+        charts = page.locator('[data-testid="stPlotlyChart"]').count()
+        drawn = page.locator('[data-testid="stPlotlyChart"] .main-svg').count()
+        busy = page.locator(BUSY).count() > 0 or drawn < charts
         idle = idle + 1 if has_title and not busy else 0
         page.wait_for_timeout(400)
     page.wait_for_timeout(300)

@@ -18,7 +18,7 @@ ERROR = '[data-testid="stAlertContentError"]'
 
 @pytest.mark.parametrize("info", PAGES, ids=[p.url_path for p in PAGES])
 def test_page_renders_in_chromium(browser, server, info):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page = browser.new_page(viewport={"width": 1400, "height": 2200})
     try:
         page.goto(f"{server}/{info.url_path}")
         wait_for_app(page)
