@@ -1,10 +1,11 @@
 """Fine-tune an encoder into a binary sentiment classifier (full fine-tuning or LoRA).
 
 The trainer takes a fresh, uncached classifier from `lmdemo.models.fresh_classifier` (the only
-weight-loading path), and trains it with AdamW (no decay on biases and LayerNorm), a linear
-warm-up then linear decay, gradient clipping and a fixed seed. Batches are grouped by length and
-padded only to the longest review in each batch (dynamic padding), which is where most of the
-speed over a plain `Trainer` comes from. Hugging Face Accelerate handles the device, bf16 autocast
+weight-loading path), and trains it with AdamW (PyTorch's fused kernel where the device has one,
+as on CPU and CUDA; no decay on biases and LayerNorm), a linear warm-up then linear decay,
+gradient clipping and a fixed seed. Batches are grouped by length and padded only to the longest
+review in each batch (dynamic padding), which is where most of the speed over a plain `Trainer`
+comes from. Hugging Face Accelerate handles the device, bf16 autocast
 on CUDA and data parallelism: `accelerate launch --num_processes 2 --cpu -m lmdemo finetune ...`
 runs the same code on two processes. Progress goes to an `on_step(dict)` callback; the best epoch
 by validation accuracy is saved with `save_pretrained` (a LoRA adapter plus the head, or a full
@@ -228,6 +229,18 @@ def _param_groups(model, weight_decay: float) -> list[dict]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
+def _adamw_kernel(device) -> dict:
+    """AdamW's fused kernel where PyTorch has one for the device (CPU and CUDA do): one pass over
+    each parameter instead of a dozen element-wise ops, the same update (Trainer's default
+    optimizer, `adamw_torch_fused`, uses it too); elsewhere PyTorch's default implementation."""
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+        return {"fused": True} if device.type in _get_fused_kernels_supported_devices() else {}
+    except ImportError:  # pragma: no cover - an older PyTorch
+        return {}
+
+
 def predict_encoded(model, encoded: list[list[int]], pad_id: int, device, batch_size: int = 64):
     """Positive-class probabilities of already-tokenized reviews (length-sorted batches)."""
     import numpy as np
@@ -287,7 +300,9 @@ def train(cfg: TrainConfig, train_data: Reviews, val_data: Reviews | None = None
     collate = _collate(pad_id, float(cfg.token_dropout), mask_id, cfg.seed + accelerator.process_index)
     loader = torch.utils.data.DataLoader(items, batch_sampler=sampler, collate_fn=collate,
                                          pin_memory=accelerator.device.type == "cuda")
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
+    model.to(accelerator.device)  # before the optimizer, so it can pick a kernel for the device
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.learning_rate,
+                                  **_adamw_kernel(accelerator.device))
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     steps_per_epoch = len(loader)
     total = steps_per_epoch * int(cfg.epochs)

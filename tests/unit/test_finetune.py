@@ -130,3 +130,27 @@ def test_collate_pads_dynamically_and_token_dropout_spares_special_tokens():
     share = (dropped == 103).float().mean().item()
     assert 0.4 < share < 0.6
     assert (dropped[:, 0] == 101).all() and (dropped[:, -1] == 102).all()
+
+
+def test_adamw_uses_the_fused_kernel_on_cpu_with_the_same_update():
+    """The trainer's AdamW takes PyTorch's fused kernel on CPU (as Trainer's default optimizer
+    does); a few steps of it match the default implementation."""
+    import torch
+
+    assert finetune._adamw_kernel(torch.device("cpu")) == {"fused": True}
+    assert finetune._adamw_kernel(torch.device("meta")) == {}
+    torch.manual_seed(0)
+    start = [torch.randn(7, 5), torch.randn(5)]
+    grads = [[torch.randn_like(p) for p in start] for _ in range(3)]
+    finals = []
+    for kernel in ({}, finetune._adamw_kernel(torch.device("cpu"))):
+        params = [torch.nn.Parameter(p.clone()) for p in start]
+        opt = torch.optim.AdamW([{"params": params[:1], "weight_decay": 0.01},
+                                 {"params": params[1:], "weight_decay": 0.0}], lr=1e-2, **kernel)
+        for step in grads:
+            for p, g in zip(params, step, strict=True):
+                p.grad = g.clone()
+            opt.step()
+        finals.append([p.detach() for p in params])
+    for a, b in zip(*finals, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
