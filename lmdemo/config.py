@@ -8,7 +8,7 @@ nothing is cached on the module.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -44,7 +44,6 @@ class Settings:
     max_queued: int  # LMDEMO_MAX_QUEUED: runs allowed to wait in the queue
     train_token: str  # LMDEMO_TRAIN_TOKEN: if set, fine-tuning asks for this token
     max_text_chars: int  # LMDEMO_MAX_TEXT_CHARS: longest text a service accepts
-    extra: dict = field(default_factory=dict)  # reserved for page-specific knobs
 
     @property
     def runs_dir(self) -> Path:

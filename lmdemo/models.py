@@ -8,7 +8,6 @@ and never `trust_remote_code`. Fine-tuning gets a fresh, uncached copy from `fre
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,15 +85,9 @@ def _load_hf(spec: ModelSpec, location: str, dtype):
 
 
 def _load_recurrent(location: str, dtype):
-    from safetensors.torch import load_file
+    from lmdemo.recurrent import RecurrentLM
 
-    from lmdemo.recurrent import RecurrentConfig, RecurrentLM
-
-    folder = Path(location)
-    cfg = RecurrentConfig(**json.loads((folder / "config.json").read_text()))
-    model = RecurrentLM(cfg)
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
-    return model.to(dtype), _tokenizer(location)
+    return RecurrentLM.from_folder(location).to(dtype), _tokenizer(location)
 
 
 def _classifier_base_location(base_id: str) -> str:

@@ -150,10 +150,6 @@ def clear_memo() -> None:
         _MEMO.clear()
 
 
-def _decode(tokenizer, token_id: int) -> str:
-    return tokenizer.decode([int(token_id)])
-
-
 def _decode_each(tokenizer, token_ids) -> list[str]:
     """Each token's text, decoded in one call."""
     return tokenizer.batch_decode([[int(i)] for i in token_ids])
