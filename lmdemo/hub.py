@@ -3,7 +3,8 @@
 The hub is optional. It is off when `HF_HUB_OFFLINE=1` or `LMDEMO_HUB=0`; a public deployment can
 restrict it to an allow-list (`LMDEMO_HUB_ALLOW=gpt2,distilgpt2`). An operator (never a user) can
 point `LMDEMO_HUB_MIRROR` at a local folder laid out as `<mirror>/<org>/<name>` with the same files
-the hub serves; the loader then reads from there through the same code path. The reachability check
+the hub serves (models and datasets alike); the loaders then read from there through the same code
+path. The reachability check
 answers within `LMDEMO_HUB_TIMEOUT` seconds, so an unreachable hub gives a clear message, not a hang.
 """
 
@@ -88,3 +89,31 @@ def resolve(model_id: str) -> str:
         raise UserError(f"Cannot load {model_id!r}: the Hugging Face Hub is not reachable from "
                         "this server. Use an embedded model such as tiny-gpt or minilm.")
     return model_id
+
+
+def dataset_location(dataset_id: str) -> str:
+    """The location to hand to `datasets.load_dataset` for a hub dataset id: its mirror folder
+    (the hub's own file layout, e.g. `plain_text/train-00000-of-00001.parquet`) or the id itself
+    when the hub is reachable; otherwise a UserError saying why not."""
+    reason = hub_disabled_reason()
+    if reason:
+        raise UserError(f"Cannot load the dataset {dataset_id!r}: {reason}")
+    mirror = mirror_dir()
+    if mirror is not None:
+        path = mirror / dataset_id
+        if not path.is_dir():
+            raise UserError(f"The dataset {dataset_id!r} is not in this server's mirror.")
+        return str(path)
+    if not _probe():
+        raise UserError(f"Cannot load the dataset {dataset_id!r}: the Hugging Face Hub is not "
+                        "reachable from this server. Use the shipped reviews or upload a file.")
+    return dataset_id
+
+
+def dataset_available(dataset_id: str) -> bool:
+    """Whether `dataset_location` would succeed now (pages offer the dataset only then)."""
+    try:
+        dataset_location(dataset_id)
+    except UserError:
+        return False
+    return True

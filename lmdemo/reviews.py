@@ -165,24 +165,32 @@ def shipped(split: str | None = None) -> Reviews:
 
 
 def imdb(split: str = "train", limit: int | None = None, seed: int = 0) -> Reviews:
-    """IMDB reviews through `datasets`, when the hub is reachable; a shuffled sample of `limit`."""
-    from lmdemo.hub import hub_disabled_reason, hub_reachable
+    """IMDB reviews through `datasets` (the hub, or the operator's mirror); a shuffled sample of
+    `limit`."""
+    from lmdemo.hub import dataset_location
 
-    reason = hub_disabled_reason()
-    if reason or not hub_reachable(IMDB_ID):
-        raise UserError(f"IMDB ({IMDB_ID}) needs the Hugging Face Hub, which is not reachable "
-                        f"here. {reason or ''} Use the shipped reviews or upload a file.".strip())
+    try:
+        location = dataset_location(IMDB_ID)
+    except UserError as exc:
+        raise UserError(f"IMDB is not available here. {exc} Use the shipped reviews or upload "
+                        "a file.") from exc
     try:
         from datasets import load_dataset
 
-        ds = load_dataset(IMDB_ID, split=split)
+        ds = load_dataset(location, split=split)
     except Exception as exc:  # network and format failures of a third-party download
         raise UserError(f"Could not load {IMDB_ID}: {type(exc).__name__}: "
                         f"{str(exc)[:200]}") from exc
+    missing = {"text", "label"} - set(ds.column_names)
+    if missing:
+        raise UserError(f"{IMDB_ID} has no {', '.join(sorted(missing))} column.")
     ds = ds.shuffle(seed=seed)
     if limit:
         ds = ds.select(range(min(limit, len(ds))))
-    return Reviews([str(t) for t in ds["text"]], [int(y) for y in ds["label"]], f"imdb {split}")
+    labels = [int(y) for y in ds["label"]]
+    if set(labels) - {0, 1}:
+        raise UserError(f"{IMDB_ID} {split} has labels other than 0 and 1.")
+    return Reviews([str(t) for t in ds["text"]], labels, f"imdb {split}")
 
 
 def split_off(reviews: Reviews, fraction: float = 0.1, seed: int = 0) -> tuple[Reviews, Reviews]:

@@ -70,9 +70,9 @@ def query() -> None:
 
 def data_choice() -> tuple[str, str | None]:
     """The chosen data source, and the uploaded data as validated JSONL (or None)."""
-    from lmdemo.hub import hub_reachable
+    from lmdemo.hub import dataset_available
 
-    options = ["shipped", "upload"] + (["imdb"] if hub_reachable(reviews.IMDB_ID) else [])
+    options = ["shipped", "upload"] + (["imdb"] if dataset_available(reviews.IMDB_ID) else [])
     data = st.radio("Data", options, key="ft_data", format_func=DATA_CHOICES.get, **ui.URL)
     if data != "upload":
         return data, None

@@ -80,3 +80,16 @@ def test_training_token_is_asked_for_when_set(tiny_run, monkeypatch):
     assert not at.exception
     assert any("token" in e for e in _errors(at))
     assert "needs-token" not in [r.name for r in jobs.list_runs(refresh=False)]
+
+
+def test_imdb_is_offered_only_when_the_dataset_can_be_loaded(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("LMDEMO_HUB_MIRROR", str(tmp_path))  # a mirror without the dataset
+    at = app_test(PAGE, timeout=120)
+    at.query_params["model"] = tiny_run
+    at.run()
+    assert not any("IMDB" in o for o in at.radio(key="ft_data").options)
+    helpers.make_imdb_mirror(tmp_path)
+    at.run()
+    assert not at.exception
+    options = at.radio(key="ft_data").options
+    assert len(options) == 3 and "IMDB" in options[-1]

@@ -110,3 +110,21 @@ def train_tiny_run(name: str = "tiny", method: str = "full", epochs: int = 1,
     folder = jobs.create_run(name, config, None)
     jobs.run_worker(folder)
     return folder
+
+
+def make_imdb_mirror(mirror: Path) -> Path:
+    """Write `stanfordnlp/imdb` under `mirror` in the hub's own layout (`plain_text/<split>-00000-
+    of-00001.parquet`, columns text and label; the unsupervised split has label -1) from the
+    small review lists, and return the dataset folder."""
+    import pandas as pd
+
+    folder = mirror / "stanfordnlp" / "imdb" / "plain_text"
+    folder.mkdir(parents=True, exist_ok=True)
+    texts = POSITIVE + NEGATIVE
+    labels = [1] * len(POSITIVE) + [0] * len(NEGATIVE)
+    for split, tag in (("train", "train"), ("test", "test"), ("unsupervised", "unlabelled")):
+        frame = pd.DataFrame({"text": [f"{t} ({tag} {i})" for i, t in enumerate(texts * 2)],
+                              "label": (labels * 2) if split != "unsupervised"
+                              else [-1] * (2 * len(texts))})
+        frame.to_parquet(folder / f"{split}-00000-of-00001.parquet", index=False)
+    return folder.parent

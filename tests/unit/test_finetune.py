@@ -1,6 +1,8 @@
 """The trainer: hyperparameter checks, length-grouped batches, learning, saving and reloading."""
 
 import math
+import os
+from pathlib import Path
 
 import pytest
 
@@ -85,6 +87,24 @@ def test_lora_run_loads_back_as_a_model_everywhere(tiny_env):
     assert pred.probs["negative"] + pred.probs["positive"] == pytest.approx(1.0)
     by_path = sentiment.classify(["A lovely film."], str(folder), allow_path=True)[0]
     assert by_path.probs["positive"] == pytest.approx(pred.probs["positive"], abs=1e-5)
+
+
+def test_finetune_cli_on_imdb_from_a_mirror(tiny_env, tmp_path, monkeypatch, capsys):
+    """`--data imdb` reads stanfordnlp/imdb through `datasets` (here from a mirror in the hub's
+    layout), holds out a validation share and trains; the run folder records the data."""
+    import json
+
+    from lmdemo.cli import main
+
+    helpers.make_imdb_mirror(Path(os.environ["LMDEMO_HUB_MIRROR"]))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "imdb-run"
+    code = main(["finetune", "--base", TINY_ID, "--data", "imdb", "--epochs", "1",
+                 "--batch-size", "4", "--val-fraction", "0.25", "--out", str(out), "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["state"] == "done" and result["steps"] == 5  # 24 reviews: 18 train, batches of 4
+    assert json.loads((out / "config.json").read_text())["data"] == "imdb"
 
 
 def test_no_training_data_is_refused(tiny_env):

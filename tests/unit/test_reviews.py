@@ -59,6 +59,27 @@ def test_missing_path_and_imdb_offline(monkeypatch, tmp_path):
     monkeypatch.delenv("LMDEMO_HUB_MIRROR", raising=False)
     with pytest.raises(UserError, match="IMDB"):
         reviews.load_spec("imdb")
+    monkeypatch.setenv("LMDEMO_HUB_MIRROR", str(tmp_path))  # a mirror without the dataset
+    with pytest.raises(UserError, match="not in this server's mirror"):
+        reviews.load_spec("imdb")
+
+
+def test_imdb_loads_through_datasets_from_a_mirror_in_the_hub_layout(monkeypatch, tmp_path):
+    from tests.unit.sentiment_helpers import NEGATIVE, POSITIVE, make_imdb_mirror
+
+    make_imdb_mirror(tmp_path)
+    monkeypatch.setenv("LMDEMO_HUB_MIRROR", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    train = reviews.load_spec("imdb", "train")
+    assert len(train) == 2 * (len(POSITIVE) + len(NEGATIVE)) and sum(train.labels) == len(train) // 2
+    assert all("(train " in t for t in train.texts)
+    by_text = {t.rsplit(" (", 1)[0]: y for t, y in zip(train.texts, train.labels, strict=True)}
+    assert all(by_text[t] == 1 for t in POSITIVE) and all(by_text[t] == 0 for t in NEGATIVE)
+    test = reviews.load_spec("imdb", "test", limit=5, seed=1)
+    assert len(test) == 5 and all("(test " in t for t in test.texts)
+    assert reviews.load_spec("imdb", "test", limit=5, seed=1).texts == test.texts  # seeded
+    assert reviews.load_spec("imdb", "test", limit=5, seed=2).texts != test.texts
 
 
 def test_split_is_stratified_and_seeded():
