@@ -194,6 +194,20 @@ def _collate(pad_id: int, drop: float = 0.0, mask_id: int | None = None, seed: i
     return collate
 
 
+def _accelerator(cpu: bool, mixed_precision: str):
+    """An `Accelerator` for this run. Accelerate keeps one process-wide state and refuses a second
+    Accelerator with another precision or device; a single process (a bench comparing bf16 with
+    fp32, a test) may train twice, so its state is reset first. Under `accelerate launch` (several
+    processes) the launcher's state is kept."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("num_processes", 1) == 1:
+        AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(cpu=cpu, mixed_precision=mixed_precision)
+
+
 def _wrap_lora(model, cfg: TrainConfig):
     from peft import LoraConfig, TaskType, get_peft_model
 
@@ -272,7 +286,6 @@ def train(cfg: TrainConfig, train_data: Reviews, val_data: Reviews | None = None
     if len(train_data) == 0:
         raise UserError("There are no training reviews.")
     import torch
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from transformers import get_linear_schedule_with_warmup
 
@@ -281,7 +294,7 @@ def train(cfg: TrainConfig, train_data: Reviews, val_data: Reviews | None = None
 
     dev = pick_device(device)
     bf16 = (cfg.mixed_precision and dev.startswith("cuda") and torch.cuda.is_bf16_supported())
-    accelerator = Accelerator(cpu=dev == "cpu", mixed_precision="bf16" if bf16 else "no")
+    accelerator = _accelerator(cpu=dev == "cpu", mixed_precision="bf16" if bf16 else "no")
     set_seed(cfg.seed)
     model, tokenizer = fresh_classifier(cfg.base)
     _fast_attention(model)

@@ -174,3 +174,15 @@ def test_adamw_uses_the_fused_kernel_on_cpu_with_the_same_update():
         finals.append([p.detach() for p in params])
     for a, b in zip(*finals, strict=True):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_one_process_can_train_in_one_precision_then_another():
+    """Accelerate refuses a second Accelerator with another precision in the same process; the
+    trainer resets the single-process state, so a bench can time bf16 after fp32."""
+    from accelerate import Accelerator
+
+    Accelerator(cpu=True, mixed_precision="no")
+    with pytest.raises(ValueError, match="already been initialized"):
+        Accelerator(cpu=True, mixed_precision="bf16")
+    assert finetune._accelerator(cpu=True, mixed_precision="bf16").mixed_precision == "bf16"
+    assert finetune._accelerator(cpu=True, mixed_precision="no").mixed_precision == "no"
