@@ -1,0 +1,69 @@
+"""LoRA soups: the souped adapter equals the plain average of the runs' merged weights (computed
+independently with peft's merge), loads as a model, and refuses what cannot be souped."""
+
+import json
+
+import pytest
+
+from lmdemo import soup
+from lmdemo.errors import UserError
+from tests.unit import sentiment_helpers as helpers
+from tests.unit.sentiment_helpers import TINY_ID, train_tiny_run
+
+tiny_mirror, tiny_env = helpers.tiny_mirror, helpers.tiny_env  # fixtures
+
+
+def _merged_state(adapter):
+    from peft import PeftModel
+
+    from lmdemo.models import fresh_classifier
+
+    base, _ = fresh_classifier(TINY_ID)
+    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    return {k: v.detach().clone() for k, v in merged.state_dict().items()}
+
+
+def test_soup_is_the_average_of_the_merged_runs(tiny_env, tmp_path):
+    import torch
+
+    from lmdemo import sentiment
+
+    a = train_tiny_run("soup-a", method="lora", epochs=1, seed=0) / "model"
+    b = train_tiny_run("soup-b", method="lora", epochs=1, seed=1, lora_r=4, lora_alpha=16) / "model"
+    run = tmp_path / "soup-run"  # a run folder: config.json names the base, model/ the adapter
+    config = soup.soup([a, b], run / "model")
+    (run / "config.json").write_text(json.dumps({"base": TINY_ID}))
+    assert config["r"] == 12 and config["lora_alpha"] == 12  # ranks 8 + 4, scale folded into B
+    states = [_merged_state(a), _merged_state(b)]
+    expected = {k: (states[0][k].float() + states[1][k].float()) / 2 for k in states[0]}
+    got = _merged_state(run / "model")
+    assert set(got) == set(expected)
+    worst = max(float((got[k] - expected[k]).abs().max()) for k in got)
+    assert worst < 1e-5, worst
+    assert any(float((states[0][k] - states[1][k]).abs().max()) > 1e-3 for k in got)  # runs differ
+
+    from lmdemo.models import fresh_classifier
+
+    model, tok = fresh_classifier(TINY_ID)
+    model.load_state_dict(expected)
+    enc = tok(["A lovely film.", "A dull mess."], return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        want = torch.softmax(model.eval()(**enc).logits, -1)[:, 1]
+    preds = sentiment.classify(["A lovely film.", "A dull mess."], str(run), allow_path=True)
+    assert [p.probs["positive"] for p in preds] == pytest.approx(want.tolist(), abs=1e-5)
+
+
+def test_what_cannot_be_souped_is_refused(tiny_env, tmp_path):
+    a = train_tiny_run("soup-c", method="lora", epochs=1) / "model"
+    with pytest.raises(UserError, match="at least two"):
+        soup.soup([a], tmp_path / "one")
+    with pytest.raises(UserError, match="not a LoRA adapter folder"):
+        soup.soup([a, tmp_path], tmp_path / "x")
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in (soup.CONFIG, soup.WEIGHTS):
+        (other / name).write_bytes((a / name).read_bytes())
+    config = json.loads((other / soup.CONFIG).read_text())
+    (other / soup.CONFIG).write_text(json.dumps(dict(config, target_modules=["query"])))
+    with pytest.raises(UserError, match="target_modules"):
+        soup.soup([a, other], tmp_path / "y")
