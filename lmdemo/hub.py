@@ -73,41 +73,38 @@ def hub_reachable(model_id: str | None = None) -> bool:
     return _probe()
 
 
-def resolve(model_id: str) -> str:
-    """The location to hand to from_pretrained for a hub id, or a UserError saying why not."""
+def _locate(repo_id: str, label: str, in_mirror, advice: str, allowed=None) -> str:
+    """A hub repo's location (its mirror folder, or the id when the hub is reachable), or a
+    UserError that says why not; `label` names it in messages ("'gpt2'", "the dataset 'x'")."""
     reason = hub_disabled_reason()
     if reason:
-        raise UserError(f"Cannot load {model_id!r}: {reason}")
-    check_allowed(model_id)
+        raise UserError(f"Cannot load {label}: {reason}")
+    if allowed:
+        allowed(repo_id)
     mirror = mirror_dir()
     if mirror is not None:
-        path = mirror / model_id
-        if not (path / "config.json").exists():
-            raise UserError(f"Hub model {model_id!r} is not in this server's mirror.")
+        path = mirror / repo_id
+        if not in_mirror(path):
+            raise UserError(f"{label[0].upper()}{label[1:]} is not in this server's mirror.")
         return str(path)
     if not _probe():
-        raise UserError(f"Cannot load {model_id!r}: the Hugging Face Hub is not reachable from "
-                        "this server. Use an embedded model such as tiny-gpt or minilm.")
-    return model_id
+        raise UserError(f"Cannot load {label}: the Hugging Face Hub is not reachable from this "
+                        f"server. {advice}")
+    return repo_id
+
+
+def resolve(model_id: str) -> str:
+    """The location to hand to from_pretrained for a hub id, or a UserError saying why not."""
+    return _locate(model_id, f"hub model {model_id!r}", lambda p: (p / "config.json").exists(),
+                   "Use an embedded model such as tiny-gpt or minilm.", check_allowed)
 
 
 def dataset_location(dataset_id: str) -> str:
     """The location to hand to `datasets.load_dataset` for a hub dataset id: its mirror folder
     (the hub's own file layout, e.g. `plain_text/train-00000-of-00001.parquet`) or the id itself
     when the hub is reachable; otherwise a UserError saying why not."""
-    reason = hub_disabled_reason()
-    if reason:
-        raise UserError(f"Cannot load the dataset {dataset_id!r}: {reason}")
-    mirror = mirror_dir()
-    if mirror is not None:
-        path = mirror / dataset_id
-        if not path.is_dir():
-            raise UserError(f"The dataset {dataset_id!r} is not in this server's mirror.")
-        return str(path)
-    if not _probe():
-        raise UserError(f"Cannot load the dataset {dataset_id!r}: the Hugging Face Hub is not "
-                        "reachable from this server. Use the shipped reviews or upload a file.")
-    return dataset_id
+    return _locate(dataset_id, f"the dataset {dataset_id!r}", Path.is_dir,
+                   "Use the shipped reviews or upload a file.")
 
 
 def dataset_available(dataset_id: str) -> bool:
