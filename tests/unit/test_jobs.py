@@ -120,3 +120,20 @@ def test_the_queue_is_capped(tiny_env, monkeypatch):
     with pytest.raises(UserError, match="already waiting"):
         jobs.submit("q3", _config(), _data(tiny_env), start=False)
     assert sorted(r.name for r in jobs.list_runs(refresh=False)) == ["q1", "q2"]
+
+
+def test_compare_rows_show_the_shipped_soup_and_finished_runs(tiny_env):
+    import json
+
+    from lmdemo.config import ASSETS
+
+    helpers.train_tiny_run("cmp", method="lora", epochs=1)
+    rows = {r["model"]: r for r in jobs.compare_rows()}
+    shipped = json.loads((ASSETS / "sentiment-minilm" / "metrics.json").read_text())
+    top = rows["sentiment-minilm"]
+    assert top["val_accuracy"] == shipped["validation"]["accuracy"]
+    assert top["method"] == f"lora soup of {len(shipped['ingredients'])} runs"
+    assert top["base"] == "minilm" and top["samples_per_s"] > 0
+    run = rows["run:cmp"]
+    status = jobs.get_run("cmp").status
+    assert run["val_accuracy"] == status["best_val_accuracy"] and run["method"] == "lora"
