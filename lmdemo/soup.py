@@ -7,6 +7,7 @@ s_k·B_k·A_k (s_k = alpha_k / r_k), so the mean change (1/K)·Σ s_k·B_k·A_k 
 A' = [A_1; …; A_K] stacked by rows (rank Σ r_k) and B' = [s_1·B_1/K, …, s_K·B_K/K] side by side,
 with alpha' = r' (scale 1). Fully trained modules (`modules_to_save`: the pooler and the
 classifier head) are averaged. The result loads through peft like any adapter.
+`soup_run` makes such an average of finished runs a new run of the app (`lmdemo soup`).
 """
 
 from __future__ import annotations
@@ -73,3 +74,53 @@ def soup(folders: list[str | Path], out: str | Path) -> dict:
               metadata={"format": "pt"})
     (out / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
     return config
+
+
+def soup_run(names: list[str], name: str) -> Path:
+    """Average the finished LoRA runs `names` into a new finished run `name` in the app's runs
+    folder, so the soup is a model everywhere (query, attention, compare). When every run was
+    trained on the shipped reviews, the soup is scored on their validation split, as runs are."""
+    import os
+    import shutil
+    import time
+
+    from lmdemo import jobs
+
+    target = jobs.run_dir(name)
+    if target.exists():
+        raise UserError(f"A run called {name!r} already exists; choose another name.")
+    runs = [jobs.get_run(n) for n in dict.fromkeys(names)]
+    for run in runs:
+        if run.state != "done":
+            raise UserError(f"Run {run.name!r} is {run.state}; only finished runs can be souped.")
+        if run.config.get("method") != "lora":
+            raise UserError(f"Run {run.name!r} is not a LoRA run; only LoRA runs can be souped.")
+    bases = {run.config.get("base") for run in runs}
+    if len(bases) > 1:
+        raise UserError(f"The runs have different base models ({', '.join(map(str, bases))}).")
+    first = runs[0].config
+    config = {k: first.get(k) for k in ("base", "method", "batch_size", "max_length")}
+    data = {run.config.get("data") for run in runs}
+    config.update(data=data.pop() if len(data) == 1 else "mixed", soup_of=[r.name for r in runs],
+                  epochs=max(int(r.config.get("epochs") or 0) for r in runs),
+                  learning_rate=first.get("learning_rate"))
+    building = jobs.runs_root() / f".soup-{name}-{os.getpid()}"  # not a run name: never scheduled
+    try:
+        jobs.init_folder(building, config)
+        saved = json.loads((building / "config.json").read_text())
+        (building / "config.json").write_text(json.dumps(dict(saved, name=name), indent=1))
+        soup([jobs.run_dir(r.name) / "model" for r in runs], building / "model")
+        fields = {"state": "done", "progress": 1.0, "finished": time.time(),
+                  "train_samples_per_s": 0.0}
+        if config["data"] == "shipped":
+            from lmdemo import reviews
+            from lmdemo.sentiment import evaluate
+
+            fields["best_val_accuracy"] = evaluate(reviews.shipped("validation"), str(building),
+                                                   allow_path=True).metrics.accuracy
+        jobs.update_status(building, **fields)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)  # no half-built soup is left behind
+        raise
+    os.rename(building, target)
+    return target

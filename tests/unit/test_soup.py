@@ -67,3 +67,37 @@ def test_what_cannot_be_souped_is_refused(tiny_env, tmp_path):
     (other / soup.CONFIG).write_text(json.dumps(dict(config, target_modules=["query"])))
     with pytest.raises(UserError, match="target_modules"):
         soup.soup([a, other], tmp_path / "y")
+
+
+def test_soup_command_makes_a_finished_run_that_is_a_model(tiny_env, monkeypatch, capsys):
+    from lmdemo import jobs, registry, reviews, sentiment
+    from lmdemo.cli import main
+
+    for name, seed in (("mix-a", 0), ("mix-b", 1)):
+        train_tiny_run(name, method="lora", epochs=1, seed=seed)
+    # score on a small stand-in for the shipped validation split (the runs' data is marked so)
+    small = reviews.read_path(helpers.write_reviews(tiny_env.parent / "val.csv", repeat=1))
+    monkeypatch.setattr(reviews, "shipped", lambda split=None: small)
+    for name in ("mix-a", "mix-b"):
+        folder = jobs.run_dir(name)
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps(dict(config, data="shipped")))
+    assert main(["soup", "mix-a", "mix-b", "--name", "mix", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["model"] == "run:mix" and out["soup_of"] == ["mix-a", "mix-b"]
+    info = jobs.get_run("mix")
+    assert info.state == "done" and info.config["name"] == "mix"
+    ev = sentiment.evaluate(small, "run:mix")
+    assert info.status["best_val_accuracy"] == pytest.approx(ev.metrics.accuracy)
+    assert "run:mix" in [s.id for s in registry.run_specs()]
+    assert [r.name for r in jobs.list_runs()].count("mix") == 1  # never scheduled as training
+    # an existing name is never overwritten; unfinished, full and unknown runs are refused
+    before = (jobs.run_dir("mix") / "model" / soup.WEIGHTS).read_bytes()
+    assert main(["soup", "mix-a", "mix-b", "--name", "mix"]) == 2
+    assert (jobs.run_dir("mix") / "model" / soup.WEIGHTS).read_bytes() == before
+    train_tiny_run("full-run", method="full", epochs=1)
+    assert main(["soup", "mix-a", "full-run", "--name", "mix2"]) == 2
+    assert main(["soup", "mix-a", "nope", "--name", "mix3"]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "not a LoRA run" in err and "No run is called" in err
+    assert not any(p.name.startswith(".soup-") for p in jobs.runs_root().iterdir())
