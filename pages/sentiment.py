@@ -194,6 +194,27 @@ def jobs_view() -> None:
     panel()
 
 
+def soup_form() -> None:
+    """Average finished LoRA runs into a new run (a model soup, as sentiment-minilm is)."""
+    lora = [r.name for r in jobs.list_runs(refresh=False)
+            if r.state == "done" and r.config.get("method") == "lora"]
+    with st.expander("Average runs into a soup"):
+        st.caption("A uniform model soup: the average of the runs' weights, one model as fast as "
+                   "each run. The shipped sentiment-minilm is a soup of five LoRA runs.")
+        chosen = st.multiselect("Finished LoRA runs (two or more, same base model)", lora,
+                                key="soup_runs")
+        name = st.text_input("Name of the new run", key="soup_name")
+        token = (st.text_input("Training token", type="password", key="soup_token")
+                 if settings().train_token else None)
+        if st.button("Make the soup", disabled=len(chosen) < 2 or not name.strip()):
+            with ui.guard("The soup"):
+                from lmdemo.soup import soup_run
+
+                jobs.check_token(token)
+                folder = soup_run(chosen, name.strip())
+                st.success(f"Run {folder.name} is ready: pick run:{folder.name} as a model.")
+
+
 def evaluate_view() -> None:
     st.markdown(ui.prose("sentiment", "evaluate"))
     split = st.radio("Shipped split", ["test", "validation"], key="ev_split", horizontal=True,
@@ -222,6 +243,7 @@ def evaluate_view() -> None:
             ui.chart(plots.compare_figure(rows), "runs compared", rows, key="compare")
         else:
             st.caption("Finished runs appear here (and as models in every picker).")
+    soup_form()
     st.subheader("Before and after")
     from lmdemo.registry import specs_of_kind
 

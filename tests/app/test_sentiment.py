@@ -93,3 +93,21 @@ def test_imdb_is_offered_only_when_the_dataset_can_be_loaded(tiny_run, tmp_path,
     assert not at.exception
     options = at.radio(key="ft_data").options
     assert len(options) == 3 and "IMDB" in options[-1]
+
+
+def test_soup_of_two_runs_from_the_page(tiny_run):
+    for name, seed in (("soup-x", 0), ("soup-y", 1)):
+        train_tiny_run(name, method="lora", epochs=1, seed=seed)
+    at = app_test(PAGE, timeout=120)
+    at.query_params["model"] = tiny_run
+    at.run()
+    assert set(at.multiselect(key="soup_runs").options) >= {"soup-x", "soup-y"}
+    assert "tiny" not in at.multiselect(key="soup_runs").options  # a full fine-tuning run
+    at.multiselect(key="soup_runs").set_value(["soup-x", "soup-y"]).run()
+    at.text_input(key="soup_name").set_value("soup-xy").run()
+    next(b for b in at.button if b.label == "Make the soup").click().run()
+    assert not at.exception and not _errors(at), _errors(at)
+    assert any("soup-xy" in s.value for s in at.success)
+    assert jobs.get_run("soup-xy").state == "done"
+    next(b for b in at.button if b.label == "Make the soup").click().run()  # same name again
+    assert not at.exception and any("already exists" in e for e in _errors(at))
