@@ -12,6 +12,7 @@ with the same message. Building the Blocks loads no model: weights load on the f
 """
 
 import argparse
+import contextlib
 import functools
 import logging
 import math
@@ -214,19 +215,28 @@ def status_view(name: str):
 
 # ----------------------------------------------------------------------------- layout
 
-def _next_word_tab() -> None:
-    lm_choices = model_choices("causal-lm", "recurrent-lm")
+@contextlib.contextmanager
+def _text_beside_model(examples: list[str], kinds: tuple[str, ...], default: str):
+    """A text box with examples on the left and a model dropdown on the right; the body of the
+    `with` adds its own controls under the dropdown."""
+    choices = model_choices(*kinds)
     with gr.Row():
         with gr.Column(scale=2):
-            text = gr.Textbox(NEXT_EXAMPLES[0], label="Text", lines=2)
-            gr.Examples([[e] for e in NEXT_EXAMPLES], [text])
+            text = gr.Textbox(examples[0], label="Text", lines=2)
+            gr.Examples([[e] for e in examples], [text])
         with gr.Column(scale=1):
-            model = gr.Dropdown(lm_choices, value=_pick(lm_choices, api.DEFAULT_LM),
-                                label="Model", allow_custom_value=True)
-            show = gr.Slider(1, api.MAX_TOP, 10, step=1, label="Tokens shown")
-            temperature = gr.Slider(0, 3, 1.0, step=0.05, label="Temperature (0 = greedy)")
-            top_k = gr.Slider(0, 100, 0, step=1, label="top-k (0 = keep all)")
-            top_p = gr.Slider(0.01, 1, 1.0, step=0.01, label="top-p (1 = keep all)")
+            model = gr.Dropdown(choices, value=_pick(choices, default), label="Model",
+                                allow_custom_value=True)
+            yield text, model
+
+
+def _next_word_tab() -> None:
+    with _text_beside_model(NEXT_EXAMPLES, ("causal-lm", "recurrent-lm"),
+                            api.DEFAULT_LM) as (text, model):
+        show = gr.Slider(1, api.MAX_TOP, 10, step=1, label="Tokens shown")
+        temperature = gr.Slider(0, 3, 1.0, step=0.05, label="Temperature (0 = greedy)")
+        top_k = gr.Slider(0, 100, 0, step=1, label="top-k (0 = keep all)")
+        top_p = gr.Slider(0.01, 1, 1.0, step=0.01, label="top-p (1 = keep all)")
     btn = gr.Button("Predict the next token", variant="primary")
     plot = gr.Plot(label="Next-token probabilities")
     summary = gr.Markdown()
@@ -246,19 +256,13 @@ def _next_word_tab() -> None:
 
 
 def _attention_tab() -> None:
-    att_choices = model_choices("encoder", "causal-lm", "classifier")
-    with gr.Row():
-        with gr.Column(scale=2):
-            text = gr.Textbox(ATTENTION_EXAMPLES[0], label="Text", lines=2)
-            gr.Examples([[e] for e in ATTENTION_EXAMPLES], [text])
-        with gr.Column(scale=1):
-            model = gr.Dropdown(att_choices, value=_pick(att_choices, api.DEFAULT_ENCODER),
-                                label="Model", allow_custom_value=True)
-            with gr.Row():
-                layer = gr.Number(3, label="Layer", precision=0, minimum=0)
-                head = gr.Number(1, label="Head", precision=0, minimum=0)
-            view = gr.Radio([("One head", "head"), ("Mean over heads", "mean"),
-                             ("Rollout", "rollout")], value="head", label="Show")
+    with _text_beside_model(ATTENTION_EXAMPLES, ("encoder", "causal-lm", "classifier"),
+                            api.DEFAULT_ENCODER) as (text, model):
+        with gr.Row():
+            layer = gr.Number(3, label="Layer", precision=0, minimum=0)
+            head = gr.Number(1, label="Head", precision=0, minimum=0)
+        view = gr.Radio([("One head", "head"), ("Mean over heads", "mean"),
+                         ("Rollout", "rollout")], value="head", label="Show")
     btn = gr.Button("Show attention", variant="primary")
     info = gr.Markdown()
     heat = gr.Plot(label="Attention weights")

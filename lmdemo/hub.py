@@ -31,9 +31,9 @@ def mirror_dir() -> Path | None:
 def hub_disabled_reason() -> str | None:
     """Why hub models cannot be used at all, or None."""
     if not settings().hub_enabled:
-        return "Hub models are turned off on this server (LMDEMO_HUB=0)."
+        return "The Hugging Face Hub is turned off on this server (LMDEMO_HUB=0)."
     if os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "True") and mirror_dir() is None:
-        return "The Hugging Face Hub is offline here (HF_HUB_OFFLINE=1); use an embedded model."
+        return "The Hugging Face Hub is offline here (HF_HUB_OFFLINE=1)."
     return None
 
 
@@ -78,7 +78,7 @@ def _locate(repo_id: str, label: str, in_mirror, advice: str, allowed=None) -> s
     UserError that says why not; `label` names it in messages ("'gpt2'", "the dataset 'x'")."""
     reason = hub_disabled_reason()
     if reason:
-        raise UserError(f"Cannot load {label}: {reason}")
+        raise UserError(f"Cannot load {label}: {reason} {advice}")
     if allowed:
         allowed(repo_id)
     mirror = mirror_dir()

@@ -172,8 +172,7 @@ def imdb(split: str = "train", limit: int | None = None, seed: int = 0) -> Revie
     try:
         location = dataset_location(IMDB_ID)
     except UserError as exc:
-        raise UserError(f"IMDB is not available here. {exc} Use the shipped reviews or upload "
-                        "a file.") from exc
+        raise UserError(f"IMDB is not available here. {exc}") from exc
     try:
         from datasets import load_dataset
 

@@ -110,8 +110,7 @@ def soup_run(names: list[str], name: str) -> Path:
         saved = json.loads((building / "config.json").read_text())
         (building / "config.json").write_text(json.dumps(dict(saved, name=name), indent=1))
         soup([jobs.run_dir(r.name) / "model" for r in runs], building / "model")
-        fields = {"state": "done", "progress": 1.0, "finished": time.time(),
-                  "train_samples_per_s": 0.0}
+        fields = {"state": "done", "progress": 1.0, "finished": time.time()}
         if config["data"] == "shipped":
             from lmdemo import reviews
             from lmdemo.sentiment import evaluate
