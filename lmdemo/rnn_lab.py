@@ -93,11 +93,11 @@ class TimingResult:
 
 
 def _encode(loaded, text: str) -> tuple[list[int], bool, str]:
-    from lmdemo.generation import start_id
+    from lmdemo.next_token import start_id
 
     tok = loaded.tokenizer
     ids = list(tok(text or "", add_special_tokens=False)["input_ids"])
-    first = start_id(tok)
+    first = start_id(loaded)
     ids = ([first] if first is not None else []) + ids
     if len(ids) < 2:
         raise UserError("Type a few words: the lab needs at least one token of text.")

@@ -54,3 +54,40 @@ def app_test(page_file: str, timeout: float = 180):
     from streamlit.testing.v1 import AppTest
 
     return AppTest.from_file(str(ROOT / page_file), default_timeout=timeout)
+
+
+def tiny_llama(n_positions: int = 64, rope_theta: float = 10_000.0):
+    """A tiny random Llama (RoPE, grouped-query attention: 4 query heads sharing 2 key/value heads,
+    RMSNorm, SwiGLU) with a byte-level tokenizer whose <|endoftext|> (id 0) starts a text, as
+    SmolLM2's does; returns (model in eval mode with eager attention, fast tokenizer)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    torch.manual_seed(0)
+    vocab = {"<|endoftext|>": 0, "<|im_start|>": 1, "<|im_end|>": 2,
+             **{chr(c): i + 3 for i, c in enumerate(range(33, 127))}, "Ġ": 97}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<|endoftext|>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>",
+                                   eos_token="<|im_end|>", unk_token="<|endoftext|>")
+    cfg = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=n_positions, rope_theta=rope_theta,
+                      bos_token_id=1, eos_token_id=2, tie_word_embeddings=True,
+                      attn_implementation="eager")
+    model = LlamaForCausalLM(cfg).eval()
+    return model, fast
+
+
+def tiny_llama_loaded(n_positions: int = 64):
+    """`tiny_llama` wrapped as lmdemo's `Loaded`, with the registry fields smollm2 has."""
+    import torch
+
+    from lmdemo.models import Loaded
+    from lmdemo.registry import ModelSpec
+
+    model, tok = tiny_llama(n_positions)
+    spec = ModelSpec("tiny-llama", "causal-lm", "embedded", "tiny llama", "hf-causal",
+                     attentions=True, causal=True, start_token="<|endoftext|>")
+    return Loaded(spec=spec, model=model, tokenizer=tok, device="cpu", dtype=torch.float32)
