@@ -25,11 +25,13 @@ import gradio as gr  # noqa: E402
 
 from lmdemo import api  # noqa: E402
 from lmdemo.errors import UserError  # noqa: E402
+from lmdemo.registry import default_lm  # noqa: E402
 
 log = logging.getLogger("lmdemo.gradio")
 LN2 = math.log(2)  # nats -> bits
 MODELS = "models"  # the concurrency group every model-running event shares
-NEXT_EXAMPLES = ["The cat sat on the", "Once upon a time there was a", "I went to the store to buy"]
+NEXT_EXAMPLES = ["The capital of France is", "I drink a cup of", "The cat sat on the",
+                 "Once upon a time there was a"]
 ATTENTION_EXAMPLES = ["The animal didn't cross the street because it was too tired",
                       "The animal didn't cross the street because it was too wide"]
 SCORE_EXAMPLE = "The cat sat on the mat.\nThe mat sat on the cat.\nCat the on sat mat the."
@@ -232,7 +234,7 @@ def _text_beside_model(examples: list[str], kinds: tuple[str, ...], default: str
 
 def _next_word_tab() -> None:
     with _text_beside_model(NEXT_EXAMPLES, ("causal-lm", "recurrent-lm"),
-                            api.DEFAULT_LM) as (text, model):
+                            default_lm()) as (text, model):
         show = gr.Slider(1, api.MAX_TOP, 10, step=1, label="Tokens shown")
         temperature = gr.Slider(0, 3, 1.0, step=0.05, label="Temperature (0 = greedy)")
         top_k = gr.Slider(0, 100, 0, step=1, label="top-k (0 = keep all)")

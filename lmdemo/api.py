@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 
 from lmdemo.errors import UserError
+from lmdemo.registry import default_lm
 
-DEFAULT_LM = "tiny-gpt"
 DEFAULT_ENCODER = "minilm"
 DEFAULT_CLASSIFIER = "sentiment-minilm"
 MAX_TOP = 50  # the most next tokens one call lists
@@ -66,22 +66,22 @@ def _model(value, default: str) -> str:
 
 # ----------------------------------------------------------------------------- next word
 
-def next_token(text: str, model: str = DEFAULT_LM, show: int = 10, temperature: float = 1.0,
+def next_token(text: str, model: str = "", show: int = 10, temperature: float = 1.0,
                top_k: int = 0, top_p: float = 1.0) -> dict:
     """The `show` most likely next tokens after `text` (empty: after the start token), each with
     its raw probability and its probability after temperature / top-k / top-p; entropies in nats."""
     from lmdemo import next_token as svc
 
-    return svc.next_token(_model(model, DEFAULT_LM), text, top_k=top_k, temperature=temperature,
+    return svc.next_token(_model(model, default_lm()), text, top_k=top_k, temperature=temperature,
                           top_p=top_p, show=whole(show, "show", 1, MAX_TOP)).to_json()
 
 
-def score(sentences: list[str] | str, model: str = DEFAULT_LM) -> dict:
+def score(sentences: list[str] | str, model: str = "") -> dict:
     """Sentences (a list, or text with one per line) ranked by their total log-probability
     (nats), each with its per-token log-probabilities and perplexity; most likely first."""
     from lmdemo import next_token as svc
 
-    model = _model(model, DEFAULT_LM)
+    model = _model(model, default_lm())
     results = [svc.score(model, text).to_json() for text in texts_of(sentences)]
     results.sort(key=lambda r: -r["total_log_prob"])
     return {"model": results[0]["model"], "sentences": results}

@@ -6,8 +6,13 @@ weights of every layer and head as one numpy array `(layers, heads, T, T)` index
 recomputes one head by hand from the layer's real input hidden states and real projection weights —
 Q, K, V, the scores QKᵀ/√d_k (causal mask for causal models), the softmax, the weighted sum of V,
 then the concatenation of all heads times W^O — and measures how far each step is from what the
-model itself returned. BERT-style (query/key/value Linear), GPT-2-style (one Conv1D `c_attn`) and
-DistilBERT-style (q_lin/k_lin/v_lin) attention modules are understood. Results are plain numpy.
+model itself returned. BERT-style (query/key/value Linear), GPT-2-style (one Conv1D `c_attn`),
+DistilBERT-style (q_lin/k_lin/v_lin) and Llama-style (SmolLM2: q/k/v/o_proj after an RMSNorm)
+attention modules are understood. For Llama the rotary position embedding (RoPE, "rotate_half"
+layout: coordinate i turns with i + d/2 by position·θ_i) is recomputed here from the config's
+rope theta, and grouped-query attention is made visible: several query heads read one key/value
+head (`kv_head`, `kv_groups`). Causal models whose registry entry names a `start_token` (SmolLM2:
+<|endoftext|>) read the text after it, as the next-word service does. Results are plain numpy.
 """
 
 from __future__ import annotations
@@ -95,6 +100,37 @@ class StepResult:
     mha_max_abs_diff: float  # max |concat·W^O + b^O - module output| over all tokens
     head_contrib: np.ndarray  # (H,) ‖head_h · W^O_h‖ for the query token: each head's share
     notes: list[str] = field(default_factory=list)
+    # Grouped-query attention (Llama, SmolLM2): fewer key/value heads than query heads. For
+    # models without it n_kv_heads == n_heads, kv_head == head and every group has one head.
+    n_kv_heads: int = 0  # key/value heads (0: not given, same as n_heads)
+    kv_head: int = -1  # the key/value head the chosen query head reads (-1: same as head)
+    kv_groups: list[list[int]] = field(default_factory=list)  # per kv head: its query heads
+    # Rotary position embedding (RoPE), applied to q and k before the scores; None without RoPE.
+    rope_theta: float | None = None  # the base θ of the frequencies θ_i = base^(-2i/d_k)
+    rope_inv_freq: np.ndarray | None = None  # (d_k/2,) θ_i, radians per position
+    rope_angles: np.ndarray | None = None  # (T, d_k/2) position_j · θ_i: how far pair i turns
+    q_before_rope: np.ndarray | None = None  # (d_k,) the query vector before rotation
+    k_before_rope: np.ndarray | None = None  # (T, d_k) key vectors before rotation
+    scores_without_rope: np.ndarray | None = None  # (T,) the scores had q and k not been turned
+
+    def __post_init__(self):
+        if not self.n_kv_heads:
+            self.n_kv_heads = self.n_heads
+        if self.kv_head < 0:
+            self.kv_head = self.head
+        if not self.kv_groups:
+            group = self.n_heads // self.n_kv_heads
+            self.kv_groups = [list(range(g * group, (g + 1) * group))
+                              for g in range(self.n_kv_heads)]
+
+    @property
+    def rope(self) -> bool:
+        return self.rope_theta is not None
+
+    @property
+    def sharing(self) -> list[int]:
+        """The query heads that read the same key/value head as the chosen one (itself included)."""
+        return self.kv_groups[self.kv_head]
 
     def to_json(self, digits: int = 6) -> dict:
         def arr(a):
@@ -110,7 +146,16 @@ class StepResult:
                 "model_weights": arr(self.model_weights), "max_abs_diff": self.max_abs_diff,
                 "head_max_abs_diff": self.head_max_abs_diff, "output": arr(self.output),
                 "w_o_shape": list(self.w_o_shape), "mha_max_abs_diff": self.mha_max_abs_diff,
-                "head_contrib": arr(self.head_contrib), "notes": self.notes}
+                "head_contrib": arr(self.head_contrib), "notes": self.notes,
+                "n_kv_heads": self.n_kv_heads, "kv_head": self.kv_head,
+                "kv_groups": self.kv_groups, "rope": self.rope, "rope_theta": self.rope_theta,
+                **({"rope_inv_freq": arr(self.rope_inv_freq),
+                    "rope_angles": arr(self.rope_angles),
+                    "q_before_rope": arr(self.q_before_rope),
+                    "k_before_rope": arr(self.k_before_rope),
+                    "scores_without_rope": [None if not np.isfinite(x) else round(float(x), digits)
+                                            for x in self.scores_without_rope]}
+                   if self.rope else {})}
 
 
 # ----------------------------------------------------------------------------- preprocessing
@@ -138,6 +183,16 @@ def _display(token: str) -> str:
     return token.replace("Ġ", "␣").replace("Ċ", "↵").replace("▁", "␣") or "∅"
 
 
+def _start_id(loaded) -> int | None:
+    """The start token a causal model reads a text after, when its registry entry names one
+    (SmolLM2: <|endoftext|>); None for every other model, whose tokenizer adds what it adds."""
+    if not (loaded.spec.causal and getattr(loaded.spec, "start_token", "")):
+        return None
+    from lmdemo.next_token import start_id
+
+    return start_id(loaded)
+
+
 def _encode(loaded, text: str, max_tokens: int):
     """Token ids (1, T), display tokens, special mask, truncation flag and message."""
     import torch
@@ -150,11 +205,19 @@ def _encode(loaded, text: str, max_tokens: int):
                         "Shorten it.")
     tok = loaded.tokenizer
     limit = max(2, min(int(max_tokens), loaded.max_positions))
-    full = tok(text, add_special_tokens=True)["input_ids"]
-    enc = tok(text, add_special_tokens=True, truncation=True, max_length=limit,
-              return_special_tokens_mask=True)
-    ids = enc["input_ids"]
-    if not ids:
+    special_ids = set(getattr(tok, "all_special_ids", []) or [])
+    first = _start_id(loaded)
+    if first is not None:  # the same sequence the next-word view reads: <start> + the text
+        full = [first] + list(tok(text, add_special_tokens=False)["input_ids"])
+        ids = full[:limit]
+        mask = [1] + [0] * (len(ids) - 1)
+    else:
+        full = tok(text, add_special_tokens=True)["input_ids"]
+        enc = tok(text, add_special_tokens=True, truncation=True, max_length=limit,
+                  return_special_tokens_mask=True)
+        ids = enc["input_ids"]
+        mask = enc.get("special_tokens_mask") or [0] * len(ids)
+    if not ids or (first is not None and len(ids) < 2):
         raise UserError("The text has no tokens this model knows: type a sentence.")
     truncated = len(full) > len(ids)
     message = ""
@@ -163,8 +226,6 @@ def _encode(loaded, text: str, max_tokens: int):
                else "this view shows at most")
         message = (f"The text has {len(full)} tokens; {why} {limit}, so only the first "
                    f"{len(ids)} are shown.")
-    special_ids = set(getattr(tok, "all_special_ids", []) or [])
-    mask = enc.get("special_tokens_mask") or [0] * len(ids)
     special = np.array([bool(m) or i in special_ids for m, i in zip(mask, ids, strict=True)])
     tokens = [_display(t) for t in tok.convert_ids_to_tokens(ids)]
     input_ids = torch.tensor([ids], device=loaded.device)  # (1, T)
@@ -211,17 +272,20 @@ class _Parts:
     """One layer's attention, as y = x·W + b matrices (W: (d_in, d_out))."""
 
     norm: object  # module applied to the layer input before attention (pre-LN), or None
-    w_q: object
+    w_q: object  # (d_model, H·d_k)
     b_q: object
-    w_k: object
+    w_k: object  # (d_model, H_kv·d_k)
     b_k: object
-    w_v: object
+    w_v: object  # (d_model, H_kv·d_k)
     b_v: object
     w_o: object  # (H·d_k, d_model)
     b_o: object
     out_module: object  # the module whose output is concat·W^O + b^O (for the check)
     n_heads: int
     scaling: float
+    n_kv_heads: int = 0  # key/value heads (grouped-query attention); 0: same as n_heads
+    rope_theta: float | None = None  # RoPE base when q and k are rotated, else None
+    rope_type: str = "default"  # the config's rope_type (only "default" is recomputed exactly)
 
 
 def _linear(mod):
@@ -231,6 +295,15 @@ def _linear(mod):
     w = mod.weight.T  # (d_in, d_out)
     b = mod.bias if mod.bias is not None else torch.zeros(w.shape[1], device=w.device)
     return w, b
+
+
+def _rope_config(config) -> tuple[float, str]:
+    """(theta, rope_type) from a Llama config: `rope_parameters` (transformers 5), else the older
+    top-level `rope_theta`."""
+    params = getattr(config, "rope_parameters", None) or {}
+    if isinstance(params, dict) and "rope_theta" in params:
+        return float(params["rope_theta"]), str(params.get("rope_type", "default"))
+    return float(getattr(config, "rope_theta", 10_000.0)), "default"
 
 
 def _layer_parts(model, layer: int) -> _Parts:
@@ -258,8 +331,42 @@ def _layer_parts(model, layer: int) -> _Parts:
         w_o, b_o = _linear(att.out_lin)
         return _Parts(None, *_linear(att.q_lin), *_linear(att.k_lin), *_linear(att.v_lin), w_o,
                       b_o, att.out_lin, att.n_heads, float(getattr(att, "scaling", d_k ** -0.5)))
-    raise UserError(f"Step by step knows BERT-, RoBERTa-, DistilBERT- and GPT-2-style models; "
-                    f"{type(model).__name__} is none of these (its attention maps still show).")
+    if hasattr(base, "layers") and hasattr(base.layers[layer], "self_attn"):  # Llama, SmolLM2
+        block = base.layers[layer]
+        att = block.self_attn
+        cfg = model.config
+        theta, rope_type = _rope_config(cfg)
+        w_o, b_o = _linear(att.o_proj)
+        return _Parts(block.input_layernorm, *_linear(att.q_proj), *_linear(att.k_proj),
+                      *_linear(att.v_proj), w_o, b_o, att.o_proj, int(cfg.num_attention_heads),
+                      float(getattr(att, "scaling", att.head_dim ** -0.5)),
+                      int(getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads),
+                      theta, rope_type)
+    raise UserError(f"Step by step knows BERT-, RoBERTa-, DistilBERT-, GPT-2- and Llama-style "
+                    f"models; {type(model).__name__} is none of these (its attention maps still "
+                    "show).")
+
+
+def rope_angles(n_positions: int, d_k: int, theta: float, device=None):
+    """RoPE's angles: position p turns coordinate pair i by p·θ_i with θ_i = theta^(-2i/d_k).
+    Returns (inv_freq (d_k/2,), angles (T, d_k/2)), float32 as the model computes them."""
+    import torch
+
+    f32 = torch.float32
+    inv_freq = 1.0 / (theta ** (torch.arange(0, d_k, 2, device=device, dtype=f32) / d_k))
+    positions = torch.arange(n_positions, device=device, dtype=f32)  # (T,)
+    return inv_freq, positions[:, None] * inv_freq[None, :]  # (d_k/2,), (T, d_k/2)
+
+
+def rotate(x, angles):
+    """Turn every pair (x_i, x_{i+d/2}) of the last axis by its angle — the "rotate_half" layout
+    of Llama checkpoints: x (..., T, d_k), angles (T, d_k/2) -> (..., T, d_k)."""
+    import torch
+
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]  # (..., T, d_k/2) each
+    cos, sin = angles.cos(), angles.sin()  # (T, d_k/2)
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
 
 
 def step_by_step(model_id: str, text: str, layer: int, head: int, query: int,
@@ -292,23 +399,34 @@ def step_by_step_of(loaded, text: str, layer: int, head: int, query: int,
         f32 = torch.float32
         x = out.hidden_states[layer][0]  # (T, d_model) input of this layer
         if parts.norm is not None:
-            x = parts.norm(x)  # pre-LN models (GPT-2) normalize before attention
+            x = parts.norm(x)  # pre-norm models (GPT-2 LayerNorm, Llama RMSNorm) normalize first
         x = x.to(f32)
         n_h = parts.n_heads
+        n_kv = parts.n_kv_heads or n_h
+        group = n_h // n_kv  # query heads per key/value head
 
-        def proj(w, b):  # (T, d_model) -> (H, T, d_k)
-            return (x @ w.to(f32) + b.to(f32)).view(t, n_h, -1).transpose(0, 1)
+        def proj(w, b, heads):  # (T, d_model) -> (heads, T, d_k)
+            return (x @ w.to(f32) + b.to(f32)).view(t, heads, -1).transpose(0, 1)
 
-        q_all, k_all, v_all = (proj(parts.w_q, parts.b_q), proj(parts.w_k, parts.b_k),
-                               proj(parts.w_v, parts.b_v))  # each (H, T, d_k)
+        q_all = proj(parts.w_q, parts.b_q, n_h)  # (H, T, d_k)
+        k_all = proj(parts.w_k, parts.b_k, n_kv)  # (H_kv, T, d_k)
+        v_all = proj(parts.w_v, parts.b_v, n_kv)  # (H_kv, T, d_k)
         d_k = q_all.shape[-1]
-        scores = (q_all @ k_all.transpose(1, 2)) * parts.scaling  # (H, T, T)
+        q_raw, k_raw = q_all, k_all
+        inv_freq = angles = None
+        if parts.rope_theta is not None:  # RoPE: turn q and k by their position, not v
+            inv_freq, angles = rope_angles(t, d_k, parts.rope_theta, x.device)  # (T, d_k/2)
+            q_all, k_all = rotate(q_all, angles), rotate(k_all, angles)
+        # grouped-query attention: query head h reads key/value head h // group
+        k_rep = k_all.repeat_interleave(group, dim=0)  # (H, T, d_k)
+        v_rep = v_all.repeat_interleave(group, dim=0)  # (H, T, d_k)
+        scores = (q_all @ k_rep.transpose(1, 2)) * parts.scaling  # (H, T, T)
         allowed = torch.ones(t, t, dtype=torch.bool, device=x.device)  # (T, T)
         if loaded.spec.causal:
             allowed = torch.tril(allowed)
         scores = scores.masked_fill(~allowed, float("-inf"))
         weights = torch.softmax(scores, dim=-1)  # (H, T, T)
-        heads_out = weights @ v_all  # (H, T, d_k)
+        heads_out = weights @ v_rep  # (H, T, d_k)
         concat = heads_out.transpose(0, 1).reshape(t, n_h * d_k)  # (T, H·d_k)
         w_o, b_o = parts.w_o.to(f32), parts.b_o.to(f32)  # (H·d_k, d_model), (d_model,)
         projected = concat @ w_o + b_o  # (T, d_model)
@@ -319,15 +437,26 @@ def step_by_step_of(loaded, text: str, layer: int, head: int, query: int,
                                 for h in range(n_h)])  # (H, d_model)
         row = weights[head, query]  # (T,)
         model_row = model_att[head, query]  # (T,)
+        kv_head = head // group
         notes = [message] if message else []
         if abs(parts.scaling - d_k ** -0.5) > 1e-9:
             notes.append(f"This layer scales scores by {parts.scaling:.4g}, not 1/√d_k.")
+        if parts.rope_theta is not None and parts.rope_type != "default":
+            notes.append(f"This model's RoPE is of type {parts.rope_type!r}; it is recomputed "
+                         "here with plain frequencies, so small differences are expected.")
         np_ = lambda a: a.detach().float().cpu().numpy()  # noqa: E731
+        rope = {}
+        if parts.rope_theta is not None:
+            raw = (q_raw[head, query] @ k_raw[kv_head].T) * parts.scaling  # (T,)
+            rope = {"rope_theta": float(parts.rope_theta), "rope_inv_freq": np_(inv_freq),
+                    "rope_angles": np_(angles), "q_before_rope": np_(q_raw[head, query]),
+                    "k_before_rope": np_(k_raw[kv_head]),
+                    "scores_without_rope": np_(raw.masked_fill(~allowed[query], float("-inf")))}
         return StepResult(
             model_id=loaded.spec.id, tokens=tokens, layer=layer, head=head, query=query,
             causal=bool(loaded.spec.causal), n_heads=n_h, d_model=int(x.shape[-1]), d_k=int(d_k),
             scaling=float(parts.scaling), x=np_(x), q=np_(q_all[head, query]),
-            k=np_(k_all[head]), v=np_(v_all[head]), allowed=np_(allowed[query]).astype(bool),
+            k=np_(k_rep[head]), v=np_(v_rep[head]), allowed=np_(allowed[query]).astype(bool),
             scores=np_(scores[head, query]), weights=np_(row), model_weights=np_(model_row),
             max_abs_diff=float((row - model_row).abs().max()),
             head_max_abs_diff=float((weights - model_att).abs().max()),
@@ -335,12 +464,14 @@ def step_by_step_of(loaded, text: str, layer: int, head: int, query: int,
             w_o_shape=(int(w_o.shape[0]), int(w_o.shape[1])), projected=np_(projected[query]),
             module_output=np_(module_out[query]),
             mha_max_abs_diff=float((projected - module_out).abs().max()),
-            head_contrib=np_(per_head.norm(dim=-1)), notes=notes)
+            head_contrib=np_(per_head.norm(dim=-1)), notes=notes, n_kv_heads=n_kv,
+            kv_head=kv_head, kv_groups=[list(range(g * group, (g + 1) * group))
+                                        for g in range(n_kv)], **rope)
 
 
 def _probe_layers(model):
     base = getattr(model, "base_model", model)
-    for path in (("encoder", "layer"), ("h",), ("transformer", "layer")):
+    for path in (("encoder", "layer"), ("h",), ("transformer", "layer"), ("layers",)):
         obj = base
         for name in path:
             obj = getattr(obj, name, None)

@@ -39,6 +39,25 @@ def add_json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
+def add_lm_flag(p: argparse.ArgumentParser) -> None:
+    """--model for the causal commands; without it, smollm2 when fetched, else tiny-gpt."""
+    p.add_argument("--model", default=None, help="a causal-lm or recurrent-lm id (default: "
+                   "smollm2 once `lmdemo fetch smollm2` has run, else tiny-gpt)")
+
+
+def lm_of(args) -> str:
+    """The --model given, or the default language model (a note on stderr when it falls back)."""
+    from lmdemo.registry import FALLBACK_LM, PREFERRED_LM, default_lm
+
+    if args.model:
+        return args.model
+    model = default_lm()
+    if model == FALLBACK_LM:
+        print(f"note: {PREFERRED_LM} is not fetched yet (`python -m lmdemo fetch "
+              f"{PREFERRED_LM}`); using {FALLBACK_LM}.", file=sys.stderr)
+    return model
+
+
 def add_text_inputs(p: argparse.ArgumentParser, what: str = "text") -> None:
     """--text (repeatable) or --file PATH with one text per line."""
     p.add_argument("--text", action="append", help=f"the {what}; repeat for several")

@@ -157,6 +157,18 @@ def hub_spec(model_id: str) -> ModelSpec:
                      attentions=True, causal=causal, learned_positions=True)
 
 
+PREFERRED_LM = "smollm2"  # the default causal model once it has been fetched
+FALLBACK_LM = "tiny-gpt"  # shipped in the repository: the default until then
+
+
+def default_lm() -> str:
+    """The causal language model every page, the Gradio app and the CLI start from: SmolLM2-135M
+    when it has been fetched, else the shipped tiny-gpt."""
+    from lmdemo.wheel_assets import is_fetched
+
+    return PREFERRED_LM if is_fetched(PREFERRED_LM) else FALLBACK_LM
+
+
 def all_specs() -> list[ModelSpec]:
     """Every model the app can offer: embedded, hub suggestions, finished runs."""
     return _embedded() + list(HUB_SUGGESTIONS) + run_specs()

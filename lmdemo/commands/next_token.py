@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from lmdemo.cli import add_json_flag, add_text_inputs, read_texts
+from lmdemo.cli import add_json_flag, add_lm_flag, add_text_inputs, lm_of, read_texts
 
 
 def register(sub) -> None:
     p = sub.add_parser("next-token", help="probabilities of the token that comes next")
-    p.add_argument("--model", default="tiny-gpt", help="a causal-lm or recurrent-lm id")
+    add_lm_flag(p)
     add_text_inputs(p, what="prompt")
     p.add_argument("--top-k", default="0", help="keep the k most likely tokens (0 = all)")
     p.add_argument("--temperature", default="1.0", help="0 = greedy; <1 sharper, >1 flatter")
@@ -25,6 +25,6 @@ def run(args):
     if args.text is None and not args.file:
         args.text = [""]  # no prompt: the distribution after the bos token
     texts, as_list = read_texts(args)
-    results = [next_token(args.model, text, top_k=params.top_k, temperature=params.temperature,
+    results = [next_token(lm_of(args), text, top_k=params.top_k, temperature=params.temperature,
                           top_p=params.top_p, show=args.show).to_json() for text in texts]
     return results if as_list else results[0]

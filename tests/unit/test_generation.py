@@ -1,6 +1,7 @@
 """Step-by-step generation: the cached step equals a full recompute, undo restores the previous
 state, force appends exactly the token asked for, and the sampling transform behaves at its edges.
-Tiny random models (a GPT-2 and a vanilla RNN / LSTM) built from configs; no weights needed."""
+Tiny random models (a GPT-2, a Llama with grouped-query attention, a vanilla RNN / LSTM) built from
+configs; no weights needed."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def tiny_loaded(kind: str, tmp_path, n_positions: int = 64):
     from lmdemo.recurrent import RecurrentConfig, RecurrentLM
     from lmdemo.registry import get_spec
 
+    if kind == "llama":  # RoPE and grouped-query attention: the architecture of smollm2
+        from tests.helpers import tiny_llama_loaded
+
+        return tiny_llama_loaded(n_positions)
     folder = tmp_path / f"gpt-{n_positions}"
     gpt = save_tiny_gpt2(folder, n_positions=n_positions)
     tok = AutoTokenizer.from_pretrained(folder)
@@ -39,7 +44,7 @@ def tiny_loaded(kind: str, tmp_path, n_positions: int = 64):
     return Loaded(spec=spec, model=model.eval(), tokenizer=tok, device="cpu", dtype=torch.float32)
 
 
-@pytest.fixture(params=["gpt", "lstm", "rnn"])
+@pytest.fixture(params=["gpt", "llama", "lstm", "rnn"])
 def loaded(request, tmp_path):
     return tiny_loaded(request.param, tmp_path)
 
@@ -105,8 +110,9 @@ def test_empty_prompt_starts_from_the_start_token(tmp_path):
     assert gen.distribution().raw.sum() <= 1.0 + 1e-6
 
 
-def test_long_prompt_keeps_the_end_and_window_slides(tmp_path):
-    loaded = tiny_loaded("gpt", tmp_path, n_positions=16)
+@pytest.mark.parametrize("kind", ["gpt", "llama"])
+def test_long_prompt_keeps_the_end_and_window_slides(tmp_path, kind):
+    loaded = tiny_loaded(kind, tmp_path, n_positions=16)
     gen = Generation.start(loaded, "abcdefghijklmnopqrstuvwxyz")
     assert len(gen.prompt_ids) == 16 and "only the last 16" in gen.message
     gen.force(7)  # the context is full: the window slides, and the logits stay right
