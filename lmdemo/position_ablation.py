@@ -4,8 +4,11 @@ The model reads the same tokens twice: once with the normal position ids 0, 1, 2
 with broken ones — all zero (every token claims to be first, so the prefix becomes a bag of words),
 shuffled (a seeded permutation) or reversed. We compare the next-token distribution at the last
 token (top tokens before/after, KL divergence in nats), the KL at every position, and one
-attention head's weights before and after. `ablate(model_id, ...)` loads through lmdemo.models;
-`ablate_model(model, tokenizer, ...)` takes an already loaded model (tests use tiny random ones).
+attention head's weights before and after. On GPT-2 style models the position ids pick rows of the
+learned table; on Llama-style ones (SmolLM2) they set the RoPE angles. `ablate(model_id, ...)`
+loads through lmdemo.models and, for models whose registry entry names a start token (SmolLM2's
+<|endoftext|>), reads the text after it, as the next-token service does; `ablate_model(model,
+tokenizer, ...)` takes an already loaded model (tests use tiny random ones).
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ class AblationResult:
 
     model_id: str
     mode: str
-    tokens: list[str]  # (T,) the input tokens as text
-    position_ids: list[int]  # (T,) the broken position ids fed in
+    tokens: list[str]  # (T,) the input tokens as text, the start token first when one is read
+    position_ids: list[int]  # (T,) the broken position ids fed in (the start token's included)
     top_before: list[tuple[str, float]]  # next token after the last one: (token, probability)
     top_after: list[tuple[str, float]]
     kl: float  # KL(before || after) of the last position's next-token distribution, nats
@@ -64,13 +67,17 @@ def _top(tokenizer, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
 
 
 def ablate_model(model, tokenizer, text: str, mode: str = "zeros", layer: int = 0, head: int = 0,
-                 seed: int = 0, top_k: int = 10, model_id: str = "") -> AblationResult:
-    """Run a loaded causal LM with normal and broken position ids and compare."""
+                 seed: int = 0, top_k: int = 10, model_id: str = "",
+                 start: int | None = None) -> AblationResult:
+    """Run a loaded causal LM with normal and broken position ids and compare. With `start` the
+    text is read after that token (which gets a broken position id like every other token)."""
     import torch
 
-    ids = tokenizer(text or "", add_special_tokens=False)["input_ids"]
+    ids = list(tokenizer(text or "", add_special_tokens=False)["input_ids"])
     if len(ids) < 2:
         raise UserError("Type a text of at least 2 tokens: a single token has no order to break.")
+    if start is not None:
+        ids = [int(start)] + ids
     limit = min(MAX_TOKENS, int(getattr(model.config, "n_positions", 0)
                                 or getattr(model.config, "max_position_embeddings", 0)
                                 or MAX_TOKENS))
@@ -114,5 +121,15 @@ def ablate(model_id: str, text: str, mode: str = "zeros", layer: int = 0, head: 
     loaded = load(model_id, kinds=("causal-lm",))
     if loaded.spec.kind != "causal-lm":
         raise UserError(f"{spec.id!r} is not a causal language model.")
+    return ablate_loaded(loaded, text, mode, layer, head, seed, top_k)
+
+
+def ablate_loaded(loaded, text: str, mode: str = "zeros", layer: int = 0, head: int = 0,
+                  seed: int = 0, top_k: int = 10) -> AblationResult:
+    """`ablate_model` on an lmdemo `Loaded`: the text is read after the registry's start token
+    when it names one (SmolLM2), and as it is otherwise (tiny-gpt keeps its numbers)."""
+    from lmdemo.next_token import start_id
+
+    start = start_id(loaded) if getattr(loaded.spec, "start_token", "") else None
     return ablate_model(loaded.model, loaded.tokenizer, text, mode, layer, head, seed, top_k,
-                        model_id=loaded.spec.id)
+                        model_id=loaded.spec.id, start=start)

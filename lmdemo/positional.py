@@ -244,6 +244,12 @@ def position_table(model) -> tuple[str, np.ndarray]:
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.Embedding) and name.split(".")[-1] in POSITION_TABLE_NAMES:
             return name, module.weight.detach().float().cpu().numpy()  # (P, d)
+    if getattr(getattr(model, "config", None), "rope_parameters", None) or \
+            getattr(getattr(model, "config", None), "rope_theta", None):
+        raise UserError("This model has no learned absolute position table: it uses rotary "
+                        "position embeddings (RoPE) instead, rotating each query and key by its "
+                        "position inside attention (see the Rotary (RoPE) tab). Pick minilm, "
+                        "tiny-gpt or a GPT-2/BERT model.")
     raise UserError("This model has no learned absolute position table (it may use rotary "
                     "embeddings, or be recurrent); pick minilm, tiny-gpt or a GPT-2/BERT model.")
 
@@ -255,8 +261,14 @@ def learned_table(model_id: str, length: int | None = None) -> LearnedTable:
 
     spec = get_spec(model_id)
     if not spec.learned_positions:
-        why = ("it reads tokens one at a time, so order is in its recurrence, not in a table"
-               if spec.kind == "recurrent-lm" else "it has no learned position table")
+        if spec.kind == "recurrent-lm":
+            why = "it reads tokens one at a time, so order is in its recurrence, not in a table"
+        elif spec.kind == "causal-lm":
+            why = ("it uses rotary position embeddings (RoPE) instead: inside attention each "
+                   "query and key is rotated by its position (see the Rotary (RoPE) tab, or "
+                   f"`python -m lmdemo positional --kind rotary-model --model {spec.id}`)")
+        else:
+            why = "it has no learned position table"
         raise UserError(f"{spec.id!r} has no learned position embeddings: {why}. Pick minilm "
                         "or tiny-gpt.")
     loaded = load(model_id)

