@@ -136,9 +136,11 @@ def _logits(loaded, ids: list[int], last_only: bool = False) -> np.ndarray:
         x = torch.tensor([ids], dtype=torch.long, device=loaded.device)  # (1, T)
         if last_only and loaded.spec.kind == "causal-lm":
             try:
-                logits = loaded.model(x, logits_to_keep=1).logits[0]  # (1, V)
+                logits = loaded.model(x, logits_to_keep=1, use_cache=False).logits[0]  # (1, V)
             except TypeError:  # a hub architecture without logits_to_keep
-                logits = loaded.model(x).logits[0, -1:]  # (1, V)
+                logits = loaded.model(x, use_cache=False).logits[0, -1:]  # (1, V)
+        elif loaded.spec.kind == "causal-lm":  # no cache to build: nothing reuses it
+            logits = loaded.model(x, use_cache=False).logits[0]  # (T, V)
         else:
             logits = loaded.model(x).logits[0]  # (T, V)
         return logits.float().cpu().numpy()

@@ -63,6 +63,31 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
+def top_order(probs: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k most likely entries, most likely first, ties by index: the first k of a
+    stable descending argsort, found without sorting the whole vocabulary (a partition, then a
+    sort of the few candidates)."""
+    n = len(probs)
+    if k >= n:
+        return np.argsort(-probs, kind="stable")
+    kth = np.partition(probs, n - k)[n - k]  # the k-th largest value
+    cand = np.flatnonzero(probs >= kth)  # (>= k,) every tie of it included
+    return cand[np.lexsort((cand, -probs[cand]))][:k]
+
+
+def _nucleus(probs: np.ndarray, top_p: float, order: np.ndarray | None) -> np.ndarray:
+    """The smallest most-likely prefix of `order` (or of the whole distribution) whose mass,
+    renormalized over `order`, reaches top_p."""
+    k = 64
+    while True:
+        cand = order if order is not None else top_order(probs, min(k, len(probs)))
+        mass = probs[cand] / (probs[order].sum() if order is not None else 1.0)
+        cum = np.cumsum(mass)
+        if order is not None or cum[-1] >= top_p - 1e-12 or len(cand) == len(probs):
+            return cand[: int(np.searchsorted(cum, top_p - 1e-12) + 1)]
+        k *= 4
+
+
 def transform(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
     """The probabilities (V,) a sampler draws from after temperature, top-k and top-p."""
     logits = np.asarray(logits, dtype=np.float64)  # (V,)
@@ -74,17 +99,11 @@ def transform(logits: np.ndarray, params: SamplingParams) -> np.ndarray:
     top_k = params.top_k if params.top_k and params.top_k < len(probs) else 0
     if not top_k and params.top_p >= 1.0:
         return probs  # nothing to cut: no sort needed
-    keep = np.ones_like(probs, dtype=bool)
-    order = np.argsort(-probs, kind="stable")  # most likely first
-    if top_k:
-        keep[order[top_k:]] = False
+    kept = top_order(probs, top_k) if top_k else None  # the k most likely, most likely first
     if params.top_p < 1.0:
-        masked = np.where(keep, probs, 0.0)[order]
-        masked = masked / masked.sum()
-        cum = np.cumsum(masked)
-        n_keep = int(np.searchsorted(cum, params.top_p - 1e-12) + 1)  # smallest prefix >= p
-        keep[order[n_keep:]] = False
-    out = np.where(keep, probs, 0.0)
+        kept = _nucleus(probs, params.top_p, kept)
+    out = np.zeros_like(probs)
+    out[kept] = probs[kept]
     return out / out.sum()
 
 

@@ -1,6 +1,8 @@
 """Attention: one head as a heatmap, every layer × head as clickable thumbnails, the line view,
 mean-over-heads and rollout, one head recomputed step by step from the model's real weights, the
-multi-head combination through W^O, and two sentences side by side.
+multi-head combination through W^O, and two sentences side by side. Llama-style models
+(SmolLM2, the default once fetched) also show the rotary position step and which query heads
+share a key/value head.
 """
 
 import json
@@ -12,6 +14,7 @@ from lmdemo import attention as svc
 from lmdemo.attention_math import hide_special, mean_heads, rollout
 from lmdemo.config import ASSETS
 from lmdemo.plots import attention as plots
+from lmdemo.registry import get_spec, is_available
 from pages import ui
 
 EXAMPLES = ["The animal didn't cross the street because it was too tired",
@@ -19,7 +22,7 @@ EXAMPLES = ["The animal didn't cross the street because it was too tired",
             "The chef who ran to the store was out of food",
             "I put the book on the table because it was heavy"]
 EXAMPLE_FILE = ASSETS / "examples" / "attention.json"  # `python -m lmdemo attention ... --json`
-DEFAULT_LAYER, DEFAULT_HEAD = 3, 1  # in minilm this head links "it" to "animal"
+DEFAULT_HEADS = {"minilm": (3, 1), "smollm2": (3, 8)}  # each links "it" to "animal"
 VIEWS = {"head": "One head", "mean": "Mean over heads", "rollout": "Rollout (layers 0…L)"}
 FORMULAS = {
     "head": r"A^{(\ell,h)} = \mathrm{softmax}\!\left(\frac{Q_h K_h^{\top}}{\sqrt{d_k}}"
@@ -31,8 +34,11 @@ FORMULAS = {
 
 ui.page("Attention", "intro", "attention")
 side = st.sidebar
-model_id = ui.model_picker(("encoder", "causal-lm", "classifier"), default="minilm")
+# SmolLM2 (causal, as on the next-word page) once fetched; else the embedded MiniLM
+DEFAULT_MODEL = "smollm2" if is_available(get_spec("smollm2")) else "minilm"
+model_id = ui.model_picker(("encoder", "causal-lm", "classifier"), default=DEFAULT_MODEL)
 text = ui.text_input("text", EXAMPLES)
+DEFAULT_LAYER, DEFAULT_HEAD = DEFAULT_HEADS.get(model_id, DEFAULT_HEADS["minilm"])
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -144,7 +150,8 @@ def lines_tab():
 
 
 def query_picker(tokens: list[str]) -> int:
-    default = tokens.index("it") if "it" in tokens else min(1, len(tokens) - 1)
+    words = [t.lstrip("␣") for t in tokens]  # GPT-2/SmolLM2 tokens carry their space
+    default = words.index("it") if "it" in words else min(1, len(tokens) - 1)
     pick_index("query", default, len(tokens))
     return st.selectbox("Query token", list(range(len(tokens))), key="query",
                         format_func=lambda i: f"{i}: {tokens[i]}", **ui.URL)
@@ -162,13 +169,16 @@ def step_tab():
                     f"({s.d_model}, {s.d_k}) each.")
         st.latex(r"q_i = x_i W_Q^{(h)} + b_Q^{(h)},\quad k_j = x_j W_K^{(h)} + b_K^{(h)},\quad "
                  r"v_j = x_j W_V^{(h)} + b_V^{(h)}")
-        with st.expander(f"q, K and V as numbers (d_k = {s.d_k})"):
+        with st.expander(f"q, K and V as numbers (d_k = {s.d_k}"
+                         f"{'; q and K after RoPE' if s.rope else ''})"):
             st.caption(f"q for “{s.tokens[query]}”")
             st.dataframe([dict(enumerate(s.q.round(4).tolist()))], hide_index=True)
             st.caption("K (one row per token)")
-            st.dataframe(_table(s.tokens, s.k))
+            st.dataframe(plots.token_table(s.tokens, s.k))
             st.caption("V (one row per token)")
-            st.dataframe(_table(s.tokens, s.v))
+            st.dataframe(plots.token_table(s.tokens, s.v))
+        kv_groups(s)
+        rope_step(s)
         st.markdown("**2. Score, 3. softmax.** Each key's score is its dot product with the "
                     "query, divided by √d_k" + (" — keys after the query are masked to −∞ "
                                                 "(causal)." if s.causal else "."))
@@ -176,11 +186,9 @@ def step_tab():
         st.latex(rf"s_j = \frac{{q_i \cdot k_j}}{{\sqrt{{d_k}}}} = \frac{{q_i\cdot k_j}}"
                  rf"{{\sqrt{{{s.d_k}}}}}{mask},\qquad a_j = \frac{{e^{{s_j}}}}"
                  r"{\sum_{j'} e^{s_{j'}}}")
-        rows = [{"key": t, "score": None if not s.allowed[j] else float(s.scores[j]),
-                 "softmax": float(s.weights[j]), "model_attention": float(s.model_weights[j])}
-                for j, t in enumerate(s.tokens)]
         ui.chart(plots.step_figure(s.tokens, s.scores, s.weights, s.model_weights, query),
-                 f"attention-step-L{layer}-H{head}-q{query}", rows, key="stepfig")
+                 f"attention-step-L{layer}-H{head}-q{query}",
+                 plots.step_rows(s.tokens, s.scores, s.weights, s.model_weights), key="stepfig")
         c1, c2 = st.columns(2)
         c1.metric("max |softmax − model's attention|, this row", f"{s.max_abs_diff:.1e}")
         c2.metric("same check, all heads and rows of this layer", f"{s.head_max_abs_diff:.1e}")
@@ -203,19 +211,35 @@ def multihead_tab():
         st.latex(rf"\underbrace{{({t}\times{h * dk})}}_{{\text{{concat of {h} heads}} \times "
                  rf"{dk}}}\;\cdot\;\underbrace{{({s.w_o_shape[0]}\times{s.w_o_shape[1]})}}"
                  rf"_{{W^O}}\;=\;\underbrace{{({t}\times{d})}}_{{\text{{output}}}}")
-        st.dataframe([{"tensor": "X (layer input)", "shape": f"({t}, {d})"},
-                      {"tensor": "Q_h, K_h, V_h (each head)", "shape": f"({t}, {dk})"},
-                      {"tensor": "A_h (each head)", "shape": f"({t}, {t})"},
-                      {"tensor": "z_h = A_h V_h (each head)", "shape": f"({t}, {dk})"},
-                      {"tensor": "Concat(z_1 … z_H)", "shape": f"({t}, {h * dk})"},
-                      {"tensor": "W^O", "shape": str(s.w_o_shape)},
-                      {"tensor": "output", "shape": f"({t}, {d})"}], hide_index=True)
+        st.dataframe(plots.shape_rows(t, d, h, s.n_kv_heads, dk, s.w_o_shape), hide_index=True)
+        kv_groups(s)
         st.metric("max |Concat·W^O + b^O − the model's attention output|",
                   f"{s.mha_max_abs_diff:.1e}")
         _verdict(s.mha_max_abs_diff, "The recomputed multi-head output")
         ui.chart(plots.head_contrib_figure(s.head_contrib, head),
                  f"attention-head-shares-L{layer}-q{query}",
                  {"head": list(range(h)), "norm": s.head_contrib.tolist()}, key="contrib")
+
+
+def kv_groups(s: svc.StepResult) -> None:
+    """Grouped-query attention: which query heads read the chosen head's keys and values."""
+    if s.n_kv_heads == s.n_heads:
+        return
+    st.markdown(ui.prose("attention", "gqa").format(
+        n=s.n_heads, kv=s.n_kv_heads, heads=", ".join(map(str, s.sharing)), head=s.head,
+        kv_head=s.kv_head, ratio=s.n_heads // s.n_kv_heads))
+    st.dataframe(plots.kv_group_rows(s.kv_groups, s.head), hide_index=True)
+
+
+def rope_step(s: svc.StepResult) -> None:
+    """RoPE: q and k turned pair by pair by position·θ_i before their dot product."""
+    if not s.rope:
+        return
+    st.markdown(ui.prose("attention", "rope").replace("BASE", f"{s.rope_theta:.0f}")
+                .replace("D_K", str(s.d_k)))
+    ui.chart(plots.rope_figure(s.tokens, s.scores, s.scores_without_rope, s.query,
+                               s.rope_angles), f"attention-rope-L{s.layer}-H{s.head}-q{s.query}",
+             plots.score_rows(s.tokens, s.scores, s.scores_without_rope), key="ropefig")
 
 
 def compare_tab():
@@ -230,19 +254,14 @@ def compare_tab():
             tokens, mat = shown(r)
             ui.chart(plots.head_heatmap(tokens, mat, f"{name}: {title(r)}", height=480),
                      f"attention-{name}", plots.matrix_frame(tokens, mat), key=f"cmp_{name}")
-            if word in tokens:
-                i = tokens.index(word)
+            words = [t.lstrip("␣") for t in tokens]  # "␣it" (GPT-2, SmolLM2) is "it"
+            if word in words:
+                i = words.index(word)
                 ui.chart(plots.row_bars(tokens, mat[i], f"{name}: where “{word}” looks"),
                          f"attention-{name}-{word}", {"key": tokens, "weight": mat[i].tolist()},
                          key=f"row_{name}")
             elif word:
                 st.caption(f"“{word}” is not a token of sentence {name}.")
-
-
-def _table(tokens, mat):
-    import pandas as pd
-
-    return pd.DataFrame(mat.round(4), index=[f"{i}: {t}" for i, t in enumerate(tokens)])
 
 
 def _verdict(diff: float, what: str) -> None:

@@ -18,6 +18,8 @@ d_model = side.slider("d_model (width)", 2, pos.LIMITS.max_d_model, 64, step=2, 
 length = side.slider("Positions", 2, pos.LIMITS.max_length, 100, key="n", **ui.URL)
 side.caption(f"Caps: d_model ≤ {pos.LIMITS.max_d_model}, positions ≤ {pos.LIMITS.max_length}.")
 
+EXAMPLES = ["The capital of France is", "The cat sat on the mat because it was tired.",
+            "Once upon a time there was a little girl who"]
 TABS = ["Sinusoidal", "Similarity", "Relative offset", "Sine-only", "Learned", "Rotary (RoPE)",
         "Ablation"]
 tabs = dict(zip(TABS, st.tabs(TABS, key="tab", on_change="rerun", **ui.URL), strict=True))
@@ -172,6 +174,32 @@ def rotary_tab():
                                     "additive": rc.additive_deviation}, key="ropedev")
         heatmap(rc.scores, "rope-scores", "q·k with q at position m (rows), k at n (columns)",
                 "key position n", "query position m", zmid=None, colorscale="Viridis")
+    rotary_model_panel()
+
+
+def rotary_model_panel():
+    st.subheader(f"On a real model: {rotary.REAL_MODEL}")
+    st.markdown(ui.prose("positional", "rotary-model"))
+    if not rotary.real_model_ready():
+        st.info(ui.prose("positional", "rotary-model-missing"), icon=":material/info:")
+        return
+    text = ui.text_input("rope_text", EXAMPLES)
+    c1, c2, c3 = st.columns(3)
+    layer = c1.number_input("Layer", 0, 63, 0, key="rope_layer", **ui.URL)
+    head = c2.number_input("Query head", 0, 63, 0, key="rope_head", **ui.URL)
+    grid = c3.slider("Positions m, n", 2, 256, 64, key="rope_grid", **ui.URL)
+    with ui.guard("The measurement on the real model"):
+        r = rotary.measure(rotary.REAL_MODEL, text, int(layer), int(head), length=grid)
+        st.caption(f"Head width {r.head_dim} ({r.head_dim // 2} pairs); query head {r.head} "
+                   f"shares key head {r.kv_head}. q of {r.tokens[r.query_index]!r}, k of "
+                   f"{r.tokens[r.key_index]!r}, both before rotation.")
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("rope_theta", f"{r.theta:,.0f}")
+        c2.metric("RoPE: max change of q·k/√d, relative", f"{r.relative_deviation:.1e}")
+        c3.metric("Added sinusoids: the same", f"{r.relative_additive_deviation:.3g}")
+        c4.metric("Our rotation vs the model's attention: max diff", f"{r.model_max_diff:.1e}")
+        for fig, name, data in plots.rotary_model_charts(r):
+            ui.chart(fig, name, data, key=name)
 
 
 def ablation_tab():
@@ -181,33 +209,20 @@ def ablation_tab():
     st.markdown(ui.prose("positional", "ablation"))
     st.latex(r"\mathrm{KL}(p\,\|\,q) = \sum_{w} p(w)\,\log\frac{p(w)}{q(w)}")
     if not specs_of_kind("causal-lm"):
-        st.info("This panel needs tiny-gpt, which is not installed yet (it is being trained). "
-                "It appears here once lmdemo/assets/lm/tiny-gpt exists.",
-                icon=":material/hourglass_top:")
-        return
-    model = ui.model_picker(("causal-lm",), key="abl_model", default="tiny-gpt", container=st)
-    text = ui.text_input("abl_text", ["The cat sat on the mat because it was tired.",
-                                      "Once upon a time there was a little girl who"])
+        return st.info(ui.prose("positional", "ablation-missing"), icon=":material/hourglass_top:")
+    default = rotary.REAL_MODEL if rotary.real_model_ready() else "tiny-gpt"
+    model = ui.model_picker(("causal-lm",), key="abl_model", default=default, container=st)
+    text = ui.text_input("abl_text", EXAMPLES)
     c1, c2, c3 = st.columns(3)
     mode = c1.selectbox("Break positions", MODES, key="abl_mode",
                         format_func=MODE_TITLES.get, **ui.URL)
-    layer = c2.number_input("Layer", 0, 47, 0, key="abl_layer", **ui.URL)
+    layer = c2.number_input("Layer", 0, 63, 0, key="abl_layer", **ui.URL)
     head = c3.number_input("Head", 0, 63, 0, key="abl_head", **ui.URL)
     with ui.guard("The ablation"):
         r = ablate(model, text, mode, int(layer), int(head))
         st.metric("KL(normal ‖ broken) at the last token", f"{r.kl:.3g} nats")
-        rows = [{"rank": i + 1, "before": b[0], "p_before": b[1], "after": a[0], "p_after": a[1]}
-                for i, (b, a) in enumerate(zip(r.top_before, r.top_after, strict=True))]
-        ui.chart(plots.top_tokens(r.top_before, r.top_after), f"ablation-top-{mode}", rows,
-                 key="abltop")
-        ui.chart(plots.kl_chart(r.tokens, r.kl_per_position), f"ablation-kl-{mode}",
-                 {"token": r.tokens, "position_id": r.position_ids, "kl": r.kl_per_position},
-                 key="ablkl")
-        ui.chart(plots.attention_pair(r.attention_before, r.attention_after, r.tokens,
-                                      f"Attention, layer {r.layer} head {r.head}"),
-                 f"ablation-attention-{mode}",
-                 {"before": r.attention_before.ravel(), "after": r.attention_after.ravel()},
-                 key="ablatt")
+        for fig, name, data in plots.ablation_charts(r):
+            ui.chart(fig, name, data, key=name)
 
 
 PANELS = [sinusoidal_tab, similarity_tab, offset_tab, sine_only_tab, learned_tab, rotary_tab,

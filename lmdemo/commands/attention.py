@@ -3,7 +3,10 @@
 `attentions` is always indexed [layer][head][query][key]. `--layer L` keeps only layer L and
 `--head H` only head H, but the nesting stays four deep (a one-element list where narrowed), and
 `layers`/`heads` say which ones are present. `--step Q` instead recomputes head H of layer L by
-hand for query token Q (Q, K, V, scores, softmax, check against the model).
+hand for query token Q (Q, K, V, scores, softmax, check against the model); for Llama-style models
+(smollm2) it adds the RoPE angles, q and K before rotation, and which query heads share each
+key/value head (`kv_groups`). smollm2 reads every text after its start token <|endoftext|>, which
+is token 0 of `tokens`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Figures for the Attention page: one head as a heatmap, every layer × head as a clickable grid
 of thumbnails, the bertviz-style line view (self-contained SVG whose hover is pure CSS, so it
-works offline and inside `st.html`), the step-by-step scores and softmax, and each head's share of
-the multi-head output. Arrays in, plotly figures (or an HTML string) out; no torch.
+works offline and inside `st.html`), the step-by-step scores and softmax, the rotary position
+embedding's effect on the scores (Llama/SmolLM2), which query heads share a key/value head
+(grouped-query attention), and each head's share of the multi-head output. Arrays in, plotly
+figures (or an HTML string, or table rows) out; no torch.
 """
 
 from __future__ import annotations
@@ -63,43 +65,53 @@ def _pool(mat: np.ndarray, size: int) -> np.ndarray:
 
 def grid_figure(att: np.ndarray, selected: tuple[int, int] | None = None,
                 tile: int = GRID_TILE) -> go.Figure:
-    """Every layer (rows) × head (columns) as a thumbnail in ONE heatmap (a mosaic with gaps),
-    each thumbnail scaled to its own maximum; an invisible marker on each tile makes it
-    clickable (Streamlit `on_select`), and the selected tile is outlined."""
+    """Every layer × head as a thumbnail in ONE heatmap (a mosaic with gaps), each thumbnail
+    scaled to its own maximum; an invisible marker on each tile makes it clickable (Streamlit
+    `on_select`; markers run layer by layer, so point k is layer k // heads, head k % heads), and
+    the selected tile is outlined. Layers are rows (L0 at the top) — unless the model is much
+    deeper than wide (SmolLM2: 30 layers × 9 heads), then layers run across and heads down, so
+    the grid fits a screen."""
     n_layers, n_heads, t, _ = att.shape
+    across = n_layers > 2 * n_heads  # deep models: layers as columns
+    n_rows, n_cols = (n_heads, n_layers) if across else (n_layers, n_heads)
     s = min(t, tile)
     step = s + 1  # a one-cell gap between tiles
-    mosaic = np.full((n_layers * step - 1, n_heads * step - 1), np.nan)
+    mosaic = np.full((n_rows * step - 1, n_cols * step - 1), np.nan)
+    ls, hs = np.meshgrid(np.arange(n_layers), np.arange(n_heads), indexing="ij")
+    rows, cols = (hs, ls) if across else (ls, hs)  # (layers, heads) tile positions
     for layer in range(n_layers):
         for head in range(n_heads):
             small = _pool(att[layer, head], s)
             peak = small.max() or 1.0
-            mosaic[layer * step:layer * step + s, head * step:head * step + s] = small / peak
+            r, c = rows[layer, head] * step, cols[layer, head] * step
+            mosaic[r:r + s, c:c + s] = small / peak
     centers = (s - 1) / 2
-    ls, hs = np.meshgrid(np.arange(n_layers), np.arange(n_heads), indexing="ij")
     fig = go.Figure()
     fig.add_trace(go.Heatmap(z=mosaic.astype(np.float32), colorscale=COLORSCALE, showscale=False,
                              hoverinfo="skip", zmin=0, zmax=1))
     fig.add_trace(go.Scatter(
-        x=(hs * step + centers).ravel(), y=(ls * step + centers).ravel(), mode="markers",
-        marker={"size": 28, "color": "rgba(0,0,0,0)", "symbol": "square"},
+        x=(cols * step + centers).ravel(), y=(rows * step + centers).ravel(), mode="markers",
+        marker={"size": 28 if max(n_rows, n_cols) <= 12 else 18, "color": "rgba(0,0,0,0)",
+                "symbol": "square"},
         customdata=np.stack([ls.ravel(), hs.ravel()], axis=1),
         hovertemplate="layer %{customdata[0]}, head %{customdata[1]}<br>click to select"
                       "<extra></extra>", showlegend=False))
     if selected is not None:
         layer, head = selected
-        fig.add_shape(type="rect", x0=head * step - 0.8, x1=head * step + s - 0.2,
-                      y0=layer * step - 0.8, y1=layer * step + s - 0.2,
+        r, c = (head, layer) if across else (layer, head)
+        fig.add_shape(type="rect", x0=c * step - 0.8, x1=c * step + s - 0.2,
+                      y0=r * step - 0.8, y1=r * step + s - 0.2,
                       line={"color": "#d62728", "width": 3})
+    row_names, col_names = ("H", "L") if across else ("L", "H")
     fig.update_layout(
-        height=int(min(900, max(220, 70 + 760 * n_layers / n_heads))),
+        height=int(min(900, max(220, 70 + 760 * n_rows / n_cols))),
         margin={"l": 10, "r": 10, "t": 30, "b": 10}, clickmode="event+select",
         dragmode=False, hovermode="closest",
-        xaxis={"tickvals": [h * step + centers for h in range(n_heads)],
-               "ticktext": [f"H{h}" for h in range(n_heads)], "side": "top",
+        xaxis={"tickvals": [c * step + centers for c in range(n_cols)],
+               "ticktext": [f"{col_names}{c}" for c in range(n_cols)], "side": "top",
                "showgrid": False, "zeroline": False, "fixedrange": True},
-        yaxis={"tickvals": [ly * step + centers for ly in range(n_layers)],
-               "ticktext": [f"L{ly}" for ly in range(n_layers)], "autorange": "reversed",
+        yaxis={"tickvals": [r * step + centers for r in range(n_rows)],
+               "ticktext": [f"{row_names}{r}" for r in range(n_rows)], "autorange": "reversed",
                "showgrid": False, "zeroline": False, "fixedrange": True, "scaleanchor": "x"})
     return fig
 
@@ -179,6 +191,83 @@ def step_figure(tokens: list[str], scores: np.ndarray, weights: np.ndarray,
                       title=f"query token: {tokens[query]}")
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels)
     return fig
+
+
+def rope_figure(tokens: list[str], scores: np.ndarray, scores_without_rope: np.ndarray,
+                query: int, angles: np.ndarray) -> go.Figure:
+    """RoPE at work for one query: its scores with q and k rotated (what the model uses) next to
+    the scores the same vectors would give unrotated (top), and how far each coordinate pair of
+    each token is turned, position·θ_i (bottom; fast pairs on the left, slow ones on the right)."""
+    labels = unique_labels(tokens)
+    scores, raw = (np.asarray(a, dtype=np.float64) for a in (scores, scores_without_rope))
+    keep = np.isfinite(scores)
+    shown = [lb for lb, k in zip(labels, keep, strict=True) if k]
+    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.16, row_heights=[0.5, 0.5],
+                        subplot_titles=("score with RoPE (bars) and without it (dots)",
+                                        "angle position·θᵢ of each pair, in turns"))
+    fig.add_trace(go.Bar(x=shown, y=np.round(scores[keep], DIGITS), name="with RoPE",
+                         marker_color="#1f77b4",
+                         hovertemplate="%{x}: %{y:.4f}<extra>with RoPE</extra>"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=shown, y=np.round(raw[keep], DIGITS), mode="markers",
+                             name="without RoPE", marker={"color": "#ff7f0e", "size": 8},
+                             hovertemplate="%{x}: %{y:.4f}<extra>without RoPE</extra>"),
+                  row=1, col=1)
+    turns = np.asarray(angles, dtype=np.float64) / (2 * np.pi)  # (T, d_k/2)
+    fig.add_trace(go.Heatmap(z=np.round(np.mod(turns, 1.0), DIGITS).astype(np.float32),
+                             y=labels, colorscale="Twilight", zmin=0, zmax=1, showscale=False,
+                             customdata=np.round(turns, 2),
+                             hovertemplate="%{y}, pair %{x}: %{customdata} turns"
+                                           "<extra></extra>"), row=2, col=1)
+    fig.update_layout(height=640, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+                      legend={"orientation": "h", "y": 1.08}, bargap=0.15,
+                      title=f"query token: {tokens[query]}")
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=shown, row=1, col=1)
+    fig.update_xaxes(title="pair i (of q/k coordinates i and i + d_k/2)", row=2, col=1)
+    fig.update_yaxes(autorange="reversed", type="category", row=2, col=1)
+    return fig
+
+
+def token_table(tokens: list[str], mat: np.ndarray):
+    """A (T, d) array as a table with one row per token ("3: it"), rounded for display."""
+    import pandas as pd
+
+    return pd.DataFrame(np.round(mat, DIGITS), index=[f"{i}: {t}" for i, t in enumerate(tokens)])
+
+
+def score_rows(tokens: list[str], scores: np.ndarray, scores_without_rope: np.ndarray) -> list:
+    """One query's scores with and without RoPE, per key (masked keys: None), for CSV export."""
+    def num(x):
+        return float(x) if np.isfinite(x) else None
+
+    return [{"key": t, "score_with_rope": num(a), "score_without_rope": num(b)}
+            for t, a, b in zip(tokens, scores, scores_without_rope, strict=True)]
+
+
+def step_rows(tokens: list[str], scores: np.ndarray, weights: np.ndarray,
+              model_weights: np.ndarray) -> list[dict]:
+    """One query's scores, softmax and the model's weights per key, for CSV export."""
+    return [{"key": t, "score": float(sc) if np.isfinite(sc) else None, "softmax": float(w),
+             "model_attention": float(m)}
+            for t, sc, w, m in zip(tokens, scores, weights, model_weights, strict=True)]
+
+
+def kv_group_rows(kv_groups: list[list[int]], head: int) -> list[dict]:
+    """Which query heads read which key/value head (grouped-query attention), as table rows."""
+    return [{"K/V head": g, "query heads": ", ".join(map(str, group)),
+             "chosen head": "◀" if head in group else ""} for g, group in enumerate(kv_groups)]
+
+
+def shape_rows(t: int, d: int, n_heads: int, n_kv: int, d_k: int, w_o_shape) -> list[dict]:
+    """The tensor shapes of one multi-head attention layer (T tokens, width d), as table rows."""
+    kv = [] if n_kv == n_heads else [
+        {"tensor": f"K, V ({n_kv} shared K/V heads)", "shape": f"({t}, {d_k}) each"}]
+    return [{"tensor": "X (layer input)", "shape": f"({t}, {d})"},
+            {"tensor": "Q_h, K_h, V_h (each head)", "shape": f"({t}, {d_k})"}, *kv,
+            {"tensor": "A_h (each head)", "shape": f"({t}, {t})"},
+            {"tensor": "z_h = A_h V_h (each head)", "shape": f"({t}, {d_k})"},
+            {"tensor": "Concat(z_1 … z_H)", "shape": f"({t}, {n_heads * d_k})"},
+            {"tensor": "W^O", "shape": str(tuple(w_o_shape))},
+            {"tensor": "output", "shape": f"({t}, {d})"}]
 
 
 def head_contrib_figure(contrib: np.ndarray, selected: int) -> go.Figure:

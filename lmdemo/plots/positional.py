@@ -2,7 +2,8 @@
 
 Heatmaps of encodings and similarity matrices, waves of selected dimensions, the error of the
 relative-offset rotation, nearest-neighbour distances, the PCA path of a learned table, a rotary
-pair turning with position, and the before/after charts of the position ablation. No torch.
+pair turning with position, RoPE measured on a real model (`rotary_model_charts`), and the
+before/after charts of the position ablation (`ablation_charts`). No torch.
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ def rotary_pair(path: np.ndarray, pair: int, theta: float) -> go.Figure:
                    f"x_{2 * pair}", f"x_{2 * pair + 1}", 480)
 
 
-def rotary_offsets(offsets: np.ndarray, rope_dev: np.ndarray, add_dev: np.ndarray) -> go.Figure:
+def rotary_offsets(offsets: np.ndarray, rope_dev: np.ndarray, add_dev: np.ndarray,
+                   title: str = "How much q·k changes with absolute position, per offset"
+                   ) -> go.Figure:
     """Spread of q·k over absolute positions at each offset: RoPE vs additive sinusoids.
 
     The two extreme offsets (a single (m, n) pair each, so no spread at all) are left out."""
@@ -117,8 +120,35 @@ def rotary_offsets(offsets: np.ndarray, rope_dev: np.ndarray, add_dev: np.ndarra
         go.Scatter(x=offsets, y=np.maximum(add_dev, 1e-17), name="added sinusoids",
                    mode="lines")])
     fig.update_yaxes(type="log")
-    return _layout(fig, "How much q·k changes with absolute position, per offset",
-                   "offset n − m", "max − min over m", 360)
+    return _layout(fig, title, "offset n − m", "max − min over m", 360)
+
+
+def wavelengths(freqs: np.ndarray, theta: float) -> go.Figure:
+    """Positions per full turn (2π/θ_i) of each rotary pair, log scale."""
+    fig = go.Figure(go.Scatter(x=np.arange(len(freqs)), y=2 * np.pi / np.asarray(freqs),
+                               mode="lines+markers"))
+    fig.update_yaxes(type="log")
+    return _layout(fig, f"Wavelength of each pair (base θ = {theta:,.0f})", "pair i",
+                   "positions per full turn", 340)
+
+
+def rotary_model_charts(r) -> list[tuple[go.Figure, str, dict]]:
+    """The charts of `lmdemo.rotary.ModelRotary`: (figure, export name, CSV columns) each."""
+    tag = f"{r.model_id}-L{r.layer}H{r.head}"
+    q_tok, k_tok = r.tokens[r.query_index], r.tokens[r.key_index]
+    n = r.scores.shape[0]
+    return [
+        (wavelengths(r.frequencies, r.theta), f"rope-wavelengths-{r.model_id}",
+         {"pair": np.arange(len(r.frequencies)), "radians_per_position": r.frequencies,
+          "wavelength": r.wavelengths}),
+        (rotary_offsets(r.offsets, r.deviation, r.additive_deviation,
+                        f"q·k/√d of {q_tok!s} → {k_tok!s}: change over absolute positions"),
+         f"rope-deviation-{tag}", {"offset": r.offsets, "score": r.by_offset,
+                                   "rope": r.deviation, "additive": r.additive_deviation}),
+        (heatmap(r.scores, f"Layer {r.layer} head {r.head}: q·k/√d with q at m (rows), k at n",
+                 "key position n", "query position m", zmid=None, colorscale="Viridis"),
+         f"rope-scores-{tag}", {f"n={j}": r.scores[:, j] for j in range(n)}),
+    ]
 
 
 def top_tokens(before: list[tuple[str, float]], after: list[tuple[str, float]]) -> go.Figure:
@@ -151,3 +181,18 @@ def kl_chart(tokens: list[str], kl: list[float]) -> go.Figure:
     """KL(normal || broken) of the next-token distribution after each token."""
     fig = go.Figure(go.Bar(x=[f"{i}:{t}" for i, t in enumerate(tokens)], y=kl))
     return _layout(fig, "KL divergence at each position (nats)", "token", "KL", 320)
+
+
+def ablation_charts(r) -> list[tuple[go.Figure, str, object]]:
+    """The charts of `lmdemo.position_ablation.AblationResult`: (figure, name, CSV data) each."""
+    rows = [{"rank": i + 1, "before": b[0], "p_before": b[1], "after": a[0], "p_after": a[1]}
+            for i, (b, a) in enumerate(zip(r.top_before, r.top_after, strict=True))]
+    return [
+        (top_tokens(r.top_before, r.top_after), f"ablation-top-{r.mode}", rows),
+        (kl_chart(r.tokens, r.kl_per_position), f"ablation-kl-{r.mode}",
+         {"token": r.tokens, "position_id": r.position_ids, "kl": r.kl_per_position}),
+        (attention_pair(r.attention_before, r.attention_after, r.tokens,
+                        f"Attention, layer {r.layer} head {r.head}"),
+         f"ablation-attention-{r.mode}",
+         {"before": r.attention_before.ravel(), "after": r.attention_after.ravel()}),
+    ]
