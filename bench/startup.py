@@ -7,8 +7,12 @@ Prints one JSON line:
 - `health_s` and `home_rendered_s` (goal ≤ 5 s): from `streamlit run app.py` to its health
   endpoint answering, and to the home page's title drawn in Chromium;
 - `rss_mb_after_all_pages` (goal ≤ 1536): the server's resident memory after every page in the
-  catalog has been opened once with its default (embedded) models; `rss_ratio_vs_bare_streamlit`
-  divides it by the same server's memory right after start-up.
+  catalog has been opened once with its default models (smollm2 in fp32 on the CPU when fetched:
+  `default_lm` says which); `rss_ratio_vs_bare_streamlit` divides it by the same server's memory
+  right after its health endpoint first answers, before any page was opened;
+- `warm_load_s`: loading the default language model (already fetched and converted) in a fresh
+  interpreter, against the baseline `tiny_gpt_load_s` (the shipped 2 M-parameter model), medians
+  of 3.
 Run: `python bench/startup.py`.
 """
 
@@ -41,6 +45,14 @@ def _heavy_after_import() -> list[str]:
     return [m for m in out.stdout.strip().split(",") if m]
 
 
+def _load_time(model_id: str) -> float:
+    code = ("import sys, time; from lmdemo.models import load; t = time.perf_counter(); "
+            "load(sys.argv[1]); print(time.perf_counter() - t)")
+    runs = [float(subprocess.run([sys.executable, "-c", code, model_id], capture_output=True,
+                                 text=True, check=True, cwd=ROOT).stdout) for _ in range(3)]
+    return statistics.median(runs)
+
+
 def _rss_mb(pid: int) -> float:
     import psutil
 
@@ -59,17 +71,22 @@ def main() -> None:
     torch_s = _import_time("torch")
     result["import_ratio_vs_torch"] = round(result["import_lmdemo_s"] / torch_s, 4)
     result["heavy_imported"] = _heavy_after_import()
+    from lmdemo.registry import default_lm
+
+    result["default_lm"] = default_lm()
+    result["warm_load_s"] = round(_load_time(result["default_lm"]), 3)
+    result["tiny_gpt_load_s"] = round(_load_time("tiny-gpt"), 3)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         t0 = time.monotonic()
         proc, base, health_s = start_server()
         try:
+            bare = _rss_mb(proc.pid)
             page = browser.new_page()
             page.goto(base + "/")
             page.wait_for_selector("h1", timeout=60_000)
             result["health_s"] = round(health_s, 3)
             result["home_rendered_s"] = round(time.monotonic() - t0, 3)
-            bare = _rss_mb(proc.pid)
             for info in PAGES:
                 page.goto(f"{base}/{info.url_path}")
                 wait_for_app(page, timeout_s=300)

@@ -269,6 +269,8 @@ def measure_model(model, tokenizer, text: str, layer: int = 0, head: int = 0, qu
     attn = _attention_module(model, layer)
     if not (hasattr(attn, "q_proj") and hasattr(attn, "k_proj")) or hasattr(attn, "q_norm"):
         raise UserError(f"This model's attention is not Llama-style; pick {REAL_MODEL}.")
+    if text is not None and not isinstance(text, str):
+        raise UserError(f"The text must be a string, not {type(text).__name__}.")
     ids = ([] if start is None else [int(start)]) + list(
         tokenizer(text or "", add_special_tokens=False)["input_ids"])
     if len(ids) < 2:

