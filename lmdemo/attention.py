@@ -4,9 +4,9 @@
 weights of every layer and head as one numpy array `(layers, heads, T, T)` indexed
 [layer][head][query][key], with the tokens and which of them are special. `step_by_step(...)`
 recomputes one head by hand from the layer's real input hidden states and real projection weights —
-Q, K, V, the scores QKᵀ/√d_k (causal mask for causal models), the softmax, the weighted sum of V,
-then the concatenation of all heads times W^O — and measures how far each step is from what the
-model itself returned. BERT-style (query/key/value Linear), GPT-2-style (one Conv1D `c_attn`),
+Q, K, V (Q and K rotated by RoPE for Llama), the scores QKᵀ/√d_k (causal mask for causal models),
+the softmax, the weighted sum of V, then the concatenation of all heads times W^O — and measures
+how far each step is from what the model itself returned. BERT-style (query/key/value Linear), GPT-2-style (one Conv1D `c_attn`),
 DistilBERT-style (q_lin/k_lin/v_lin) and Llama-style (SmolLM2: q/k/v/o_proj after an RMSNorm)
 attention modules are understood. For Llama the rotary position embedding (RoPE, "rotate_half"
 layout: coordinate i turns with i + d/2 by position·θ_i) is recomputed here from the config's
@@ -26,7 +26,7 @@ from lmdemo.config import settings
 from lmdemo.errors import UserError
 
 __all__ = ["AttentionResult", "StepResult", "attention", "attention_of", "step_by_step",
-           "step_by_step_of", "rollout", "mean_heads",
+           "step_by_step_of", "rope_angles", "rotate", "rollout", "mean_heads",
            "hide_special", "renormalize", "DEFAULT_MAX_TOKENS"]
 
 KINDS = ("encoder", "causal-lm", "classifier")

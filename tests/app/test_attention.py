@@ -84,7 +84,8 @@ def test_smollm2_page(tab):
     if tab in ("Step by step", "Multi-head"):
         assert at.success and at.selectbox(key="query").value == 9  # "␣it" after <|endoftext|>
         assert "query heads 3, 4, 5 all read" in text and "K/V head 1" in text
-        groups = [r["query heads"] for r in at.dataframe[-1].value.to_dict("records")]
+        table = next(d.value for d in at.dataframe if "query heads" in d.value.columns)
+        groups = table["query heads"].tolist()
         assert groups == ["0, 1, 2", "3, 4, 5", "6, 7, 8"]
     if tab == "Step by step":
         assert "Rotate (RoPE)" in text and "100000" in text
