@@ -21,7 +21,9 @@ EXAMPLES = ["The animal didn't cross the street because it was too tired",
             "The animal didn't cross the street because it was too wide",
             "The chef who ran to the store was out of food",
             "I put the book on the table because it was heavy"]
-EXAMPLE_FILE = ASSETS / "examples" / "attention.json"  # `python -m lmdemo attention ... --json`
+# precomputed with `python -m lmdemo attention --model M --text EXAMPLES[0] [--layer L --head H] --json`
+EXAMPLE_FILES = {"minilm": ASSETS / "examples" / "attention.json",
+                 "smollm2": ASSETS / "examples" / "attention-smollm2.json"}
 DEFAULT_HEADS = {"minilm": (3, 1), "smollm2": (3, 8)}  # each links "it" to "animal"
 VIEWS = {"head": "One head", "mean": "Mean over heads", "rollout": "Rollout (layers 0…L)"}
 FORMULAS = {
@@ -53,12 +55,15 @@ def get_steps(model: str, txt: str, layer: int, head: int, query: int) -> svc.St
 
 def preview() -> None:
     """The precomputed head view of the default example, drawn while the model loads."""
-    if not EXAMPLE_FILE.is_file():
+    path = EXAMPLE_FILES.get(model_id)
+    if path is None or not path.is_file():
         return
-    data = json.loads(EXAMPLE_FILE.read_text(encoding="utf-8"))
-    if data["model"] != model_id or data["text"] != text:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data["model"] != model_id or data["text"] != text or DEFAULT_LAYER not in data["layers"] \
+            or DEFAULT_HEAD not in data["heads"]:
         return
-    ui.chart(plots.head_heatmap(data["tokens"], data["attentions"][DEFAULT_LAYER][DEFAULT_HEAD],
+    att = data["attentions"][data["layers"].index(DEFAULT_LAYER)][data["heads"].index(DEFAULT_HEAD)]
+    ui.chart(plots.head_heatmap(data["tokens"], att,
                                 f"Layer {DEFAULT_LAYER}, head {DEFAULT_HEAD} (precomputed)"),
              "attention-preview", key="preview")
 

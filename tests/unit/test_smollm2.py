@@ -109,3 +109,14 @@ def test_cli_defaults_to_smollm2_when_fetched(smol, capsys):
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["model"] == "smollm2" and out["entries"][0]["token"] == " Paris"
+
+
+def test_the_attention_pages_precomputed_preview_is_the_live_result(smol):
+    from lmdemo.attention import attention
+    from lmdemo.config import ASSETS
+
+    data = json.loads((ASSETS / "examples" / "attention-smollm2.json").read_text())
+    live = attention("smollm2", data["text"])
+    assert live.tokens == data["tokens"]
+    layer, head = data["layers"][0], data["heads"][0]
+    np.testing.assert_allclose(data["attentions"][0][0], live.attentions[layer, head], atol=1e-4)
