@@ -304,6 +304,8 @@ def fetch(asset_id: str, report: Report | None = None, force: bool = False) -> F
                 progress.stage = "done"
                 report(progress)
                 return FetchResult(asset_id, str(final), True, time.monotonic() - start)
+            for stale in root.glob(f".{asset_id}-staging-*"):  # a fetch killed half-way
+                shutil.rmtree(stale, ignore_errors=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{asset_id}-staging-", dir=root))
             try:
                 result = _fetch_into(asset, staging, final, progress, report)

@@ -130,6 +130,14 @@ def test_a_full_disk_is_a_message_and_nothing_half_written(index, monkeypatch):
     assert _leftovers(index["root"]) == [] and not wa.is_fetched("fake")
 
 
+def test_a_fetch_killed_half_way_is_cleaned_up_by_the_next(index):
+    stale = index["root"] / ".fake-staging-abc123"
+    (stale / "tmp").mkdir(parents=True)
+    (stale / "tmp" / "partial.whl").write_bytes(b"half a wheel")
+    assert wa.fetch("fake") and wa.is_fetched("fake")
+    assert _leftovers(index["root"]) == ["fake"]
+
+
 def test_two_fetches_at_once_convert_once(index):
     results, errors = [], []
 
