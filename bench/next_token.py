@@ -31,11 +31,6 @@ sys.path.insert(0, str(ROOT))
 PROMPT_TOKENS = 32
 LONG_CONTEXT = 256
 SAMPLING = {"top_k": 50, "temperature": 0.8, "top_p": 0.95}  # sliders as a talk would set them
-TEXT = ("The weather today is warm and sunny, so we decided to walk to the park after lunch and "
-        "sit by the lake for a while. Children were playing football on the grass, an old man was "
-        "feeding the ducks, and a woman on a bench was reading a thick book about the history of "
-        "the city. ")
-
 
 def _interleaved(fns: dict, runs: int) -> dict[str, list[float]]:
     """Seconds of each function per round; the functions run in turn, in alternating order, so
@@ -63,8 +58,8 @@ def _ratio(num: list[float], den: list[float]) -> dict:
 
 def _texts_of_length(tokenizer, n: int, count: int) -> list[str]:
     """`count` different texts that each encode to exactly n − 1 tokens (the service adds the
-    start token): windows of a long text at different offsets."""
-    words = (TEXT * 40).split()
+    start token): windows at different offsets of the held-out everyday sentences."""
+    words = (ROOT / "tests" / "data" / "heldout_sentences.txt").read_text().split()
     out = []
     for offset in range(0, 10 * count):
         if len(out) == count:
