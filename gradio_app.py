@@ -24,8 +24,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never phone home (
 import gradio as gr  # noqa: E402
 
 from lmdemo import api  # noqa: E402
-from lmdemo.errors import UserError  # noqa: E402
-from lmdemo.registry import default_lm  # noqa: E402
+from lmdemo.core.errors import UserError  # noqa: E402
+from lmdemo.core.registry import default_lm  # noqa: E402
 
 log = logging.getLogger("lmdemo.gradio")
 LN2 = math.log(2)  # nats -> bits
@@ -89,7 +89,7 @@ def guarded(fn):
 
 def model_choices(*kinds: str) -> list[str]:
     """Ids of the installed models of these kinds (the registry only; nothing is loaded)."""
-    from lmdemo.registry import specs_of_kind
+    from lmdemo.core.registry import specs_of_kind
 
     try:
         return [s.id for s in specs_of_kind(*kinds)]
@@ -143,8 +143,8 @@ def score_view(sentences: str, model: str):
 @guarded
 def attention_view(text: str, model: str, layer: float, head: float, view: str):
     """One head / the mean over heads / the rollout as a heatmap, and every head as a grid."""
-    from lmdemo import attention as svc
-    from lmdemo.attention_math import mean_heads, rollout
+    from lmdemo.lab import attention as svc
+    from lmdemo.lab.attention_math import mean_heads, rollout
     from lmdemo.plots import attention as plots
 
     res = svc.attention((model or api.DEFAULT_ENCODER).strip(), text)
@@ -165,7 +165,7 @@ def attention_view(text: str, model: str, layer: float, head: float, view: str):
 @guarded
 def positional_view(kind: str, length: float, d_model: float, metric: str):
     """The encoding table, its similarity matrix and the similarity by distance."""
-    from lmdemo import positional as pos
+    from lmdemo.lab import positional as pos
     from lmdemo.plots import positional as plots
 
     length, d_model = pos.check_sizes(int(length), int(d_model))
@@ -275,7 +275,7 @@ def _attention_tab() -> None:
 
 
 def _positional_tab() -> None:
-    from lmdemo import positional as pos
+    from lmdemo.lab import positional as pos
 
     with gr.Row():
         kind = gr.Radio(list(pos.KINDS), value="sinusoidal", label="Encoding")

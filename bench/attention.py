@@ -34,8 +34,8 @@ def main() -> None:
     import plotly.io as pio
     import torch
 
-    from lmdemo import attention as svc
-    from lmdemo.models import load
+    from lmdemo.core.models import load
+    from lmdemo.lab import attention as svc
     from lmdemo.plots import attention as plots
 
     torch.set_num_threads(1)  # the machine is shared: one thread gives steadier timings

@@ -3,8 +3,8 @@
 Baseline: `Trainer` set up as the Hugging Face text-classification tutorial does — tokenize with
 `truncation=True`, `DataCollatorWithPadding`, `TrainingArguments` (learning rate, batch size,
 epochs, weight decay) — with evaluation and checkpoints off so only training is timed. Measured:
-`lmdemo.finetune.train` (length-grouped batches, dynamic padding, Accelerate). Both fine-tune
-all of `minilm` from the same fresh classifier (`lmdemo.models.fresh_classifier`), on the same
+`lmdemo.training.finetune.train` (length-grouped batches, dynamic padding, Accelerate). Both fine-tune
+all of `minilm` from the same fresh classifier (`lmdemo.core.models.fresh_classifier`), on the same
 variable-length shipped training reviews, same batch size, max length, epochs, learning rate,
 seed, threads and device; both are scored on the shipped validation + test reviews with the same
 prediction code. Prints ONE JSON line:
@@ -39,9 +39,9 @@ def main() -> None:
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
-    from lmdemo import finetune, reviews
-    from lmdemo.metrics import binary_metrics
-    from lmdemo.models import fresh_classifier
+    from lmdemo.core.models import fresh_classifier
+    from lmdemo.training import finetune, reviews
+    from lmdemo.training.metrics import binary_metrics
 
     torch.set_num_threads(args.threads)
     train_data = reviews.shipped("train").head(args.n)
@@ -83,7 +83,7 @@ def main() -> None:
                                warmup=0.1, seed=args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         result = finetune.train(cfg, train_data, None, tmp, device="cpu")
-        from lmdemo.sentiment import evaluate
+        from lmdemo.training.sentiment import evaluate
 
         acc_ours = evaluate(eval_data, tmp, allow_path=True).metrics.accuracy
     n_seen = len(train_data) * args.epochs

@@ -1,6 +1,6 @@
 """Benchmark of bf16 autocast against fp32 in lmdemo's fine-tuning trainer, on a CUDA GPU.
 
-Baseline: `lmdemo.finetune.train` with `mixed_precision=False` (fp32). Measured: the same call with
+Baseline: `lmdemo.training.finetune.train` with `mixed_precision=False` (fp32). Measured: the same call with
 `mixed_precision=True` (bf16 autocast through Accelerate, on GPUs that support it). Both train the
 same fresh classifier (`minilm` by default) with the same LoRA or full recipe, data (the shipped
 training reviews), batch size, epochs and seed in this process, one after the other, after a
@@ -38,8 +38,8 @@ def main() -> None:
         print(json.dumps({"skipped": f"{torch.cuda.get_device_name()} has no bf16 support"}))
         return
 
-    from lmdemo import reviews
-    from lmdemo.finetune import TrainConfig, train
+    from lmdemo.training import reviews
+    from lmdemo.training.finetune import TrainConfig, train
 
     train_data, val_data = reviews.shipped("train"), reviews.shipped("validation")
     lr = 5e-5 if args.method == "full" else 1e-3

@@ -1,7 +1,7 @@
 """Perplexity of the language models on the same held-out everyday sentences.
 
 Every sentence of `tests/data/heldout_sentences.txt` (110 everyday English sentences written for
-the project, in no model's training corpus) is scored by `lmdemo.next_token.score` after the
+the project, in no model's training corpus) is scored by `lmdemo.lab.next_token.score` after the
 model's start token. The models' tokenizers differ (SmolLM2 49,152 tokens, the tiny models their
 own), so besides the per-token perplexity the line reports measures that do not depend on the
 tokenizer: the per-word perplexity exp(total NLL / words) and bits per character. The baseline is
@@ -28,7 +28,7 @@ BASELINE = "tiny-gpt"
 
 
 def measure(model_id: str, sentences: list[str]) -> dict:
-    from lmdemo.next_token import score
+    from lmdemo.lab.next_token import score
 
     nll = tokens = 0.0
     for s in sentences:

@@ -48,7 +48,7 @@ def continue_text(model_id: str, prompt: str, n: int, temperature: float, seed: 
     """Extend `prompt` by `n` tokens (temperature 0 = greedy), re-reading the prompt each step."""
     import numpy as np
 
-    from lmdemo.next_token import next_token
+    from lmdemo.lab.next_token import next_token
 
     rng = np.random.default_rng(seed)
     text = prompt
@@ -68,9 +68,9 @@ def valid_perplexity(model_id: str, block: int = 128) -> float:
     """Perplexity on non-overlapping `block`-token windows of the corpus's validation split."""
     import math
 
-    from lmdemo import corpus
-    from lmdemo.models import load
-    from lmdemo.train_lm import evaluate, token_stream
+    from lmdemo.core.models import load
+    from lmdemo.training import corpus
+    from lmdemo.training.train_lm import evaluate, token_stream
 
     loaded = load(model_id, kinds=("causal-lm", "recurrent-lm"), device="cpu")
     stream = token_stream(loaded.tokenizer, corpus.read_split("valid"))  # (N,)
@@ -88,8 +88,8 @@ def main() -> None:
 
     import torch
 
-    from lmdemo.next_token import score
-    from lmdemo.registry import get_spec
+    from lmdemo.core.registry import get_spec
+    from lmdemo.lab.next_token import score
 
     torch.set_num_threads(2)
     data = pairs()

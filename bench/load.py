@@ -49,7 +49,7 @@ def free_port() -> int:
 
 def pick_model(tmp: Path) -> tuple[str, str]:
     """tiny-gpt when installed; otherwise a tiny random GPT-2 in a temporary mirror."""
-    from lmdemo.registry import embedded_available, get_spec
+    from lmdemo.core.registry import embedded_available, get_spec
 
     if embedded_available(get_spec("tiny-gpt")):
         return "tiny-gpt", ""

@@ -3,7 +3,7 @@
 Prints one JSON line for one causal model (`--model`, default: smollm2 when fetched, else
 tiny-gpt); each ratio is a median over interleaved runs (the order alternates every round) with
 its spread (the 10th and 90th percentile of the per-round ratio):
-- `overhead_vs_forward_last` (goal ≤ 1.15): `lmdemo.next_token.next_token` on a 32-token prompt
+- `overhead_vs_forward_last` (goal ≤ 1.15): `lmdemo.lab.next_token.next_token` on a 32-token prompt
   (the start token included), each call on a prompt it has never seen (so the memo never answers),
   divided by the baseline: one bare forward of the same model on the same ids that keeps the last
   position's logits only (`logits_to_keep=1`), as the service does;
@@ -87,10 +87,10 @@ def main() -> None:
 
     torch.set_num_threads(max(1, args.threads))
 
-    from lmdemo.generation import Generation, context_limit
-    from lmdemo.models import load
-    from lmdemo.next_token import next_token, start_id
-    from lmdemo.registry import default_lm
+    from lmdemo.core.models import load
+    from lmdemo.core.registry import default_lm
+    from lmdemo.lab.generation import Generation, context_limit
+    from lmdemo.lab.next_token import next_token, start_id
 
     model_id = args.model or default_lm()
     loaded = load(model_id, kinds=("causal-lm",))

@@ -46,7 +46,7 @@ def _heavy_after_import() -> list[str]:
 
 
 def _load_time(model_id: str) -> float:
-    code = ("import sys, time; from lmdemo.models import load; t = time.perf_counter(); "
+    code = ("import sys, time; from lmdemo.core.models import load; t = time.perf_counter(); "
             "load(sys.argv[1]); print(time.perf_counter() - t)")
     runs = [float(subprocess.run([sys.executable, "-c", code, model_id], capture_output=True,
                                  text=True, check=True, cwd=ROOT).stdout) for _ in range(3)]
@@ -71,7 +71,7 @@ def main() -> None:
     torch_s = _import_time("torch")
     result["import_ratio_vs_torch"] = round(result["import_lmdemo_s"] / torch_s, 4)
     result["heavy_imported"] = _heavy_after_import()
-    from lmdemo.registry import default_lm
+    from lmdemo.core.registry import default_lm
 
     result["default_lm"] = default_lm()
     result["warm_load_s"] = round(_load_time(result["default_lm"]), 3)

@@ -7,6 +7,6 @@ the functions that need them, so `import lmdemo` stays fast for the CLI and for 
 
 __version__ = "0.1.0"
 
-from lmdemo.errors import UserError  # noqa: E402  (light: no heavy imports)
+from lmdemo.core.errors import UserError  # noqa: E402  (light: no heavy imports)
 
 __all__ = ["UserError", "__version__"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 
-from lmdemo.errors import UserError
-from lmdemo.registry import default_lm
+from lmdemo.core.errors import UserError
+from lmdemo.core.registry import default_lm
 
 DEFAULT_ENCODER = "minilm"
 DEFAULT_CLASSIFIER = "sentiment-minilm"
@@ -70,7 +70,7 @@ def next_token(text: str, model: str = "", show: int = 10, temperature: float = 
                top_k: int = 0, top_p: float = 1.0) -> dict:
     """The `show` most likely next tokens after `text` (empty: after the start token), each with
     its raw probability and its probability after temperature / top-k / top-p; entropies in nats."""
-    from lmdemo import next_token as svc
+    from lmdemo.lab import next_token as svc
 
     return svc.next_token(_model(model, default_lm()), text, top_k=top_k, temperature=temperature,
                           top_p=top_p, show=whole(show, "show", 1, MAX_TOP)).to_json()
@@ -79,7 +79,7 @@ def next_token(text: str, model: str = "", show: int = 10, temperature: float = 
 def score(sentences: list[str] | str, model: str = "") -> dict:
     """Sentences (a list, or text with one per line) ranked by their total log-probability
     (nats), each with its per-token log-probabilities and perplexity; most likely first."""
-    from lmdemo import next_token as svc
+    from lmdemo.lab import next_token as svc
 
     model = _model(model, default_lm())
     results = [svc.score(model, text).to_json() for text in texts_of(sentences)]
@@ -92,7 +92,7 @@ def score(sentences: list[str] | str, model: str = "") -> dict:
 def attention(text: str, model: str = DEFAULT_ENCODER, layer: int | None = None,
               head: int | None = None) -> dict:
     """Attention weights [layer][head][query][key] of one forward pass (narrowed if asked)."""
-    from lmdemo import attention as svc
+    from lmdemo.lab import attention as svc
 
     result = svc.attention(_model(model, DEFAULT_ENCODER), text)
     layer = None if layer in (None, "", -1) else whole(layer, "layer", 0, result.n_layers - 1)
@@ -105,7 +105,7 @@ def attention(text: str, model: str = DEFAULT_ENCODER, layer: int | None = None,
 
 def positional(kind: str = "sinusoidal", length: int = 64, d_model: int = 64) -> dict:
     """A sinusoidal or sine-only encoding table (positions × dimensions)."""
-    from lmdemo import positional as pos
+    from lmdemo.lab import positional as pos
 
     if kind not in pos.KINDS:
         raise UserError(f"kind must be one of {', '.join(pos.KINDS)} (got {kind!r}).")
@@ -120,7 +120,7 @@ def positional(kind: str = "sinusoidal", length: int = 64, d_model: int = 64) ->
 
 def classify(texts: list[str] | str, model: str = DEFAULT_CLASSIFIER) -> list[dict]:
     """Label and both probabilities of each review, in input order."""
-    from lmdemo import sentiment
+    from lmdemo.training import sentiment
 
     items = texts_of(texts, "review")
     return [p.to_json() for p in sentiment.classify(items, _model(model, DEFAULT_CLASSIFIER))]
@@ -130,7 +130,7 @@ def finetune_launch(name: str, base: str = "minilm", method: str = "lora", epoch
                     learning_rate: float | None = None, batch_size: int = 16,
                     max_length: int = 128, limit: int | None = None, token: str = "") -> dict:
     """Queue a fine-tuning run on the shipped reviews (it starts when a job slot is free)."""
-    from lmdemo import jobs
+    from lmdemo.training import jobs
 
     lr = real(learning_rate, "learning_rate") if learning_rate not in (None, "", 0) else (
         5e-4 if method == "lora" else 5e-5)
@@ -144,7 +144,7 @@ def finetune_launch(name: str, base: str = "minilm", method: str = "lora", epoch
 
 def finetune_status(name: str = "") -> dict:
     """One run's status, config and metrics — or, with no name, every run, newest first."""
-    from lmdemo import jobs
+    from lmdemo.training import jobs
 
     name = (name or "").strip()
     if not name:

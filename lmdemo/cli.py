@@ -15,7 +15,7 @@ import pkgutil
 import sys
 
 from lmdemo import __version__
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
 
 
 def _command_modules():
@@ -47,7 +47,7 @@ def add_lm_flag(p: argparse.ArgumentParser) -> None:
 
 def lm_of(args) -> str:
     """The --model given, or the default language model (a note on stderr when it falls back)."""
-    from lmdemo.registry import FALLBACK_LM, PREFERRED_LM, default_lm
+    from lmdemo.core.registry import FALLBACK_LM, PREFERRED_LM, default_lm
 
     if args.model:
         return args.model

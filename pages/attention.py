@@ -10,11 +10,11 @@ import json
 import streamlit as st
 import streamlit.components.v1 as components
 
-from lmdemo import attention as svc
-from lmdemo.attention_math import hide_special, mean_heads, rollout
-from lmdemo.config import ASSETS
+from lmdemo.core.config import ASSETS
+from lmdemo.core.registry import get_spec, is_available
+from lmdemo.lab import attention as svc
+from lmdemo.lab.attention_math import hide_special, mean_heads, rollout
 from lmdemo.plots import attention as plots
-from lmdemo.registry import get_spec, is_available
 from pages import ui
 
 EXAMPLES = ["The animal didn't cross the street because it was too tired",

@@ -8,10 +8,10 @@ import math
 
 import streamlit as st
 
-from lmdemo import generation
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
+from lmdemo.lab import generation
+from lmdemo.lab.sampling import SamplingParams
 from lmdemo.plots import next_word as plots
-from lmdemo.sampling import SamplingParams
 from pages import ui
 
 KINDS = ("causal-lm", "recurrent-lm")
@@ -60,21 +60,21 @@ sampling = SamplingParams(temperature, int(top_k), top_p)
 
 def where(model: str) -> str:
     """The model's folder: part of each cache key, so other weights never reuse a result."""
-    from lmdemo.registry import get_spec
+    from lmdemo.core.registry import get_spec
 
     return get_spec(model).location
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def get_score(model: str, txt: str, at: str):
-    from lmdemo.next_token import score
+    from lmdemo.lab.next_token import score
 
     return score(model, txt)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def get_next(model: str, txt: str, k: int, temp: float, p: float, show: int, at: str):
-    from lmdemo.next_token import next_token
+    from lmdemo.lab.next_token import next_token
 
     return next_token(model, txt, top_k=k, temperature=temp, top_p=p, show=show)
 
@@ -237,7 +237,7 @@ def compare_tab(gen: generation.Generation) -> None:
     st.markdown(ui.prose("next_word", "compare"))
     context = text + gen.text(generated_only=True)
     st.caption(f"After “…{context[-60:]}”" if context else "After the start token")
-    from lmdemo.registry import specs_of_kind
+    from lmdemo.core.registry import specs_of_kind
 
     options = [s.id for s in specs_of_kind(*KINDS)]
     default = [m for m in COMPARE_DEFAULT if m in options] or options[:2]

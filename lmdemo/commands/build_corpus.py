@@ -16,12 +16,12 @@ def register(sub) -> None:
 def run(args):
     from pathlib import Path
 
-    from lmdemo import corpus
+    from lmdemo.training import corpus
 
     out = Path(args.out) if args.out else corpus.default_dir()
     stats = corpus.build(out)
     if not args.no_tokenizer:
-        from lmdemo.train_lm import tokenizer_dir, train_tokenizer
+        from lmdemo.training.train_lm import tokenizer_dir, train_tokenizer
 
         for stale in ("train_ids.npy", "valid_ids.npy"):
             (out / stale).unlink(missing_ok=True)

@@ -20,7 +20,7 @@ def register(sub) -> None:
 
 
 def run(args):
-    from lmdemo.sentiment import classify
+    from lmdemo.training.sentiment import classify
 
     texts, as_list = read_texts(args)
     preds = [p.to_json() for p in classify(texts, args.model, allow_path=True)]

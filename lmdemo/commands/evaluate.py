@@ -22,8 +22,8 @@ def register(sub) -> None:
 
 
 def run(args):
-    from lmdemo.reviews import load_spec
-    from lmdemo.sentiment import evaluate
+    from lmdemo.training.reviews import load_spec
+    from lmdemo.training.sentiment import evaluate
 
     data = load_spec(args.data, args.split, args.text_column, args.label_column, args.limit)
     result = evaluate(data, args.model, allow_path=True).to_json()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from lmdemo.cli import add_json_flag
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
 
 
 def register(sub) -> None:
@@ -42,7 +42,7 @@ def _bar():
 
 
 def run(args):
-    from lmdemo.wheel_assets import ASSETS, fetch, get_asset
+    from lmdemo.core.assets import ASSETS, fetch, get_asset
 
     ids = list(ASSETS) if args.all else list(args.ids)
     if not ids:

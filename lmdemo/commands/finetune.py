@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from lmdemo.cli import add_json_flag
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
 
 
 def register(sub) -> None:
@@ -55,7 +55,7 @@ def argparse_hidden():
 
 
 def config_from_args(args) -> dict:
-    from lmdemo.finetune import TrainConfig
+    from lmdemo.training.finetune import TrainConfig
 
     cfg = {"base": args.base, "method": args.method, "epochs": args.epochs,
            "batch_size": args.batch_size, "max_length": args.max_length, "warmup": args.warmup,
@@ -67,7 +67,7 @@ def config_from_args(args) -> dict:
     cfg = TrainConfig.from_json(cfg).to_json()  # every value checked before anything starts
     data = args.data
     if data not in ("shipped", "imdb"):
-        from lmdemo.reviews import read_path
+        from lmdemo.training.reviews import read_path
 
         read_path(data, args.text_column, args.label_column)  # bad files fail here, early
         data = str(Path(data).resolve())
@@ -75,7 +75,7 @@ def config_from_args(args) -> dict:
 
 
 def run(args):
-    from lmdemo import jobs
+    from lmdemo.training import jobs
 
     if args.threads:
         import torch
@@ -88,14 +88,14 @@ def run(args):
     config = config_from_args(args)
     data_jsonl = None
     if config["data"] not in ("shipped", "imdb"):
-        from lmdemo.reviews import read_path
+        from lmdemo.training.reviews import read_path
 
         data_jsonl = read_path(config["data"], args.text_column, args.label_column).to_jsonl()
     folder = Path(args.out)
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         from accelerate import PartialState
 
-        from lmdemo.device import pick_device
+        from lmdemo.core.device import pick_device
 
         state = PartialState(cpu=pick_device() == "cpu")
         if state.is_main_process:

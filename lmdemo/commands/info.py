@@ -13,8 +13,8 @@ def register(sub) -> None:
 
 
 def run(args):
-    from lmdemo.device import dtype_name
-    from lmdemo.models import load
+    from lmdemo.core.device import dtype_name
+    from lmdemo.core.models import load
 
     loaded = load(args.model)
     params = sum(p.numel() for p in loaded.model.parameters())

@@ -13,8 +13,8 @@ def register(sub) -> None:
 
 
 def run(args):
-    from lmdemo.hub import hub_reachable
-    from lmdemo.registry import all_specs, is_available
+    from lmdemo.core.hub import hub_reachable
+    from lmdemo.core.registry import all_specs, is_available
 
     return [spec.to_json(available=is_available(spec, hub_reachable))
             for spec in all_specs() if not args.kind or spec.kind == args.kind]

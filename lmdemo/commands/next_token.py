@@ -18,8 +18,8 @@ def register(sub) -> None:
 
 
 def run(args):
-    from lmdemo.next_token import next_token
-    from lmdemo.sampling import check_params
+    from lmdemo.lab.next_token import next_token
+    from lmdemo.lab.sampling import check_params
 
     params = check_params(args.temperature, args.top_k, args.top_p)
     if args.text is None and not args.file:

@@ -53,7 +53,7 @@ def register(sub) -> None:
 
 
 def run(args) -> dict:
-    from lmdemo import positional, rotary
+    from lmdemo.lab import positional, rotary
 
     if args.kind == "rotary-model":
         return run_rotary_model(args)
@@ -74,7 +74,7 @@ def run(args) -> dict:
 
 
 def run_rotary_model(args) -> dict:
-    from lmdemo import rotary
+    from lmdemo.lab import rotary
 
     r = rotary.measure(args.model or rotary.REAL_MODEL, args.text, args.layer, args.head,
                        args.query, args.key, 64 if args.length is None else args.length)
@@ -93,8 +93,8 @@ def run_rotary_model(args) -> dict:
 
 
 def run_ablation(args) -> dict:
-    from lmdemo.position_ablation import ablate
-    from lmdemo.rotary import REAL_MODEL, real_model_ready
+    from lmdemo.lab.position_ablation import ablate
+    from lmdemo.lab.rotary import REAL_MODEL, real_model_ready
 
     model = args.model or (REAL_MODEL if real_model_ready() else "tiny-gpt")
     r = ablate(model, args.text, args.mode, args.layer, args.head, args.seed)

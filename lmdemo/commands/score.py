@@ -14,7 +14,7 @@ def register(sub) -> None:
 
 
 def run(args):
-    from lmdemo.next_token import score
+    from lmdemo.lab.next_token import score
 
     texts, as_list = read_texts(args)
     results = [score(lm_of(args), text).to_json() for text in texts]

@@ -15,8 +15,8 @@ def register(sub) -> None:
 
 
 def run(args):
-    from lmdemo import jobs
-    from lmdemo.soup import soup_run
+    from lmdemo.training import jobs
+    from lmdemo.training.soup import soup_run
 
     folder = soup_run(args.runs, args.name)
     info = jobs.get_run(folder.name)

@@ -30,7 +30,7 @@ def run(args):
 
     from tqdm import tqdm
 
-    from lmdemo.train_lm import TrainConfig, train
+    from lmdemo.training.train_lm import TrainConfig, train
 
     cfg = TrainConfig(arch=args.arch, out=args.out, steps=args.steps, batch_size=args.batch_size,
                       block_size=args.block_size, lr=args.lr, warmup=args.warmup,

@@ -133,7 +133,7 @@ def wavelengths(freqs: np.ndarray, theta: float) -> go.Figure:
 
 
 def rotary_model_charts(r) -> list[tuple[go.Figure, str, dict]]:
-    """The charts of `lmdemo.rotary.ModelRotary`: (figure, export name, CSV columns) each."""
+    """The charts of `lmdemo.lab.rotary.ModelRotary`: (figure, export name, CSV columns) each."""
     tag = f"{r.model_id}-L{r.layer}H{r.head}"
     q_tok, k_tok = r.tokens[r.query_index], r.tokens[r.key_index]
     n = r.scores.shape[0]
@@ -184,7 +184,7 @@ def kl_chart(tokens: list[str], kl: list[float]) -> go.Figure:
 
 
 def ablation_charts(r) -> list[tuple[go.Figure, str, object]]:
-    """The charts of `lmdemo.position_ablation.AblationResult`: (figure, name, CSV data) each."""
+    """The charts of `lmdemo.lab.position_ablation.AblationResult`: (figure, name, CSV data) each."""
     rows = [{"rank": i + 1, "before": b[0], "p_before": b[1], "after": a[0], "p_after": a[1]}
             for i, (b, a) in enumerate(zip(r.top_before, r.top_after, strict=True))]
     return [

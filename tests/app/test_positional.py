@@ -62,7 +62,7 @@ def test_odd_width_from_the_url_shows_an_error_not_an_exception():
 
 
 def test_ablation_tab_without_a_causal_model_says_so():
-    from lmdemo.registry import specs_of_kind
+    from lmdemo.core.registry import specs_of_kind
 
     at = run(tab="Ablation")
     assert not at.exception and not at.error
@@ -71,7 +71,7 @@ def test_ablation_tab_without_a_causal_model_says_so():
 
 
 def test_ablation_and_learned_tabs_on_a_mirrored_gpt2(tmp_path, monkeypatch):
-    from lmdemo.models import clear_cache
+    from lmdemo.core.models import clear_cache
 
     save_tiny_gpt2(tmp_path / "distilgpt2")
     monkeypatch.setenv("LMDEMO_HUB_MIRROR", str(tmp_path))
@@ -94,7 +94,7 @@ def test_ablation_and_learned_tabs_on_a_mirrored_gpt2(tmp_path, monkeypatch):
 
 
 def test_rotary_tab_measures_the_real_model_or_says_it_is_missing():
-    from lmdemo import rotary
+    from lmdemo.lab import rotary
 
     at = run(tab="Rotary (RoPE)", d="16", n="40", rope_layer="2", rope_head="7",
              rope_grid="24")
@@ -112,7 +112,7 @@ def test_rotary_tab_measures_the_real_model_or_says_it_is_missing():
 
 
 def test_ablation_defaults_to_smollm2_when_fetched_and_learned_tab_explains_rope():
-    from lmdemo import rotary
+    from lmdemo.lab import rotary
 
     if not rotary.real_model_ready():
         pytest.skip("smollm2 is not fetched")

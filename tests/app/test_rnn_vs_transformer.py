@@ -19,7 +19,7 @@ def run(query: dict | None = None, timeout: float = 180):
 
 
 def test_missing_weights_show_info_not_error(tmp_path, monkeypatch):
-    monkeypatch.setattr("lmdemo.registry.LM_DIR", tmp_path)
+    monkeypatch.setattr("lmdemo.core.registry.LM_DIR", tmp_path)
     at = run()
     assert not at.exception and not at.error
     assert any("not installed" in i.value for i in at.info)

@@ -3,7 +3,7 @@ a fine-tuning run can be started (and bad hyperparameters start nothing), jobs a
 
 import pytest
 
-from lmdemo import jobs
+from lmdemo.training import jobs
 from tests.helpers import app_test
 from tests.unit import sentiment_helpers as helpers
 from tests.unit.sentiment_helpers import TINY_ID, train_tiny_run

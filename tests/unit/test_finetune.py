@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lmdemo import finetune, reviews
-from lmdemo.errors import UserError
-from lmdemo.finetune import LengthGroupedBatches, TrainConfig
+from lmdemo.core.errors import UserError
+from lmdemo.training import finetune, reviews
+from lmdemo.training.finetune import LengthGroupedBatches, TrainConfig
 from tests.unit import sentiment_helpers as helpers
 from tests.unit.sentiment_helpers import TINY_ID, train_tiny_run, write_reviews
 
@@ -77,7 +77,8 @@ def test_training_learns_saves_and_reports(tiny_env, tmp_path):
 
 
 def test_lora_run_loads_back_as_a_model_everywhere(tiny_env):
-    from lmdemo import registry, sentiment
+    from lmdemo.core import registry
+    from lmdemo.training import sentiment
 
     folder = train_tiny_run("lora-a", method="lora", epochs=1)
     assert (folder / "model" / "adapter_config.json").exists()

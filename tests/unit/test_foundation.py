@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from lmdemo import models, registry
-from lmdemo.errors import UserError
+from lmdemo.core import models, registry
+from lmdemo.core.errors import UserError
 from tests.helpers import save_tiny_bert, save_tiny_gpt2
 
 HEAVY = ("torch", "transformers", "streamlit", "gradio")
@@ -22,7 +22,7 @@ def _cli(*args, env=None):
 
 
 def test_import_is_light():
-    code = ("import sys, lmdemo, lmdemo.config, lmdemo.registry, lmdemo.cli; "
+    code = ("import sys, lmdemo, lmdemo.core.config, lmdemo.core.registry, lmdemo.cli; "
             f"print([m for m in {HEAVY!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -111,7 +111,7 @@ def test_minilm_loads_from_the_package():
 
 
 def test_device_choice(monkeypatch):
-    from lmdemo.device import pick_device
+    from lmdemo.core.device import pick_device
 
     monkeypatch.setenv("LMDEMO_DEVICE", "cpu")
     assert pick_device() == "cpu"

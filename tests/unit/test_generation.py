@@ -11,9 +11,9 @@ import math
 import numpy as np
 import pytest
 
-from lmdemo.errors import UserError
-from lmdemo.generation import Generation, full_recompute_logits, reshape
-from lmdemo.sampling import SamplingParams as Sampling
+from lmdemo.core.errors import UserError
+from lmdemo.lab.generation import Generation, full_recompute_logits, reshape
+from lmdemo.lab.sampling import SamplingParams as Sampling
 from tests.helpers import save_tiny_gpt2
 
 
@@ -22,9 +22,9 @@ def tiny_loaded(kind: str, tmp_path, n_positions: int = 64):
     import torch
     from transformers import AutoTokenizer
 
-    from lmdemo.models import Loaded
-    from lmdemo.recurrent import RecurrentConfig, RecurrentLM
-    from lmdemo.registry import get_spec
+    from lmdemo.core.models import Loaded
+    from lmdemo.core.recurrent import RecurrentConfig, RecurrentLM
+    from lmdemo.core.registry import get_spec
 
     if kind == "llama":  # RoPE and grouped-query attention: the architecture of smollm2
         from tests.helpers import tiny_llama_loaded

@@ -14,8 +14,9 @@ import plotly.graph_objects as go
 import pytest
 
 import gradio_app
-from lmdemo import api, models
-from lmdemo.errors import UserError
+from lmdemo import api
+from lmdemo.core import models
+from lmdemo.core.errors import UserError
 from tests.helpers import save_tiny_gpt2
 
 LM = "test-org/tiny-gpt2"
@@ -99,7 +100,7 @@ def test_next_word_view(env):
 
 
 def test_next_token_json_matches_the_service(env):
-    from lmdemo import next_token as svc
+    from lmdemo.lab import next_token as svc
 
     data = api.next_token("The cat", LM, show=3, temperature=0)
     assert data == svc.next_token(LM, "The cat", temperature=0, show=3).to_json()
@@ -206,7 +207,7 @@ def test_finetune_launch_refuses_bad_values_and_status_lists_runs(env):
 def test_status_view_draws_the_curves_of_a_run(env, tmp_path):
     import json
 
-    from lmdemo import jobs
+    from lmdemo.training import jobs
 
     folder = jobs.create_run("curves", {"base": "minilm"})
     records = [{"event": "step", "step": i, "loss": 1 / (i + 1), "progress": i / 4}

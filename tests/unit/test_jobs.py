@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from lmdemo import jobs, registry
-from lmdemo.errors import UserError
+from lmdemo.core import registry
+from lmdemo.core.errors import UserError
+from lmdemo.training import jobs
 from tests.unit import sentiment_helpers as helpers
 from tests.unit.sentiment_helpers import TINY_ID, write_reviews
 
@@ -125,7 +126,7 @@ def test_the_queue_is_capped(tiny_env, monkeypatch):
 def test_compare_rows_show_the_shipped_soup_and_finished_runs(tiny_env):
     import json
 
-    from lmdemo.config import ASSETS
+    from lmdemo.core.config import ASSETS
 
     helpers.train_tiny_run("cmp", method="lora", epochs=1)
     rows = {r["model"]: r for r in jobs.compare_rows()}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from lmdemo.metrics import binary_metrics
+from lmdemo.training.metrics import binary_metrics
 
 
 @pytest.mark.parametrize("seed", range(5))

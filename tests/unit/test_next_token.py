@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from lmdemo.cli import main
-from lmdemo.errors import UserError
-from lmdemo.next_token import next_token, score
-from lmdemo.sampling import SamplingParams, check_params, transform
+from lmdemo.core.errors import UserError
+from lmdemo.lab.next_token import next_token, score
+from lmdemo.lab.sampling import SamplingParams, check_params, transform
 from tests.helpers import save_tiny_gpt2
 
 # ----------------------------------------------------------------------------- sampling transform
@@ -83,7 +83,7 @@ def test_bad_knobs_are_refused_with_a_message(kw, needle):
 def _independent_log_probs(model_id, text):
     import torch
 
-    from lmdemo.models import load
+    from lmdemo.core.models import load
 
     loaded = load(model_id, kinds=("causal-lm", "recurrent-lm"), device="cpu")
     tok = loaded.tokenizer

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from lmdemo import next_token as svc
-from lmdemo.models import load
+from lmdemo.core.models import load
+from lmdemo.lab import next_token as svc
 from tests.unit.test_next_token import reference
 
 

@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from lmdemo import positional as pos
-from lmdemo import rotary
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
+from lmdemo.lab import positional as pos
+from lmdemo.lab import rotary
 from tests.helpers import save_tiny_gpt2
 
 
@@ -146,7 +146,7 @@ def test_pair_path_stays_on_the_circle_and_turns_by_theta():
 
 
 def test_minilm_learned_table_is_its_own_weights():
-    from lmdemo.models import load
+    from lmdemo.core.models import load
 
     lt = pos.learned_table("minilm", 20)
     weights = load("minilm").model.embeddings.position_embeddings.weight.detach().numpy()
@@ -157,7 +157,7 @@ def test_minilm_learned_table_is_its_own_weights():
 
 
 def test_gpt2_wpe_from_a_hub_mirror(tmp_path, monkeypatch):
-    from lmdemo.models import clear_cache
+    from lmdemo.core.models import clear_cache
 
     model = save_tiny_gpt2(tmp_path / "distilgpt2")
     monkeypatch.setenv("LMDEMO_HUB_MIRROR", str(tmp_path))
@@ -186,7 +186,7 @@ def test_models_without_a_position_table_give_a_clear_message():
 def test_ablation_on_a_tiny_gpt2(tmp_path):
     import torch
 
-    from lmdemo.position_ablation import ablate_model, broken_positions
+    from lmdemo.lab.position_ablation import ablate_model, broken_positions
 
     model = save_tiny_gpt2(tmp_path / "m")
     model.config._attn_implementation = "eager"
@@ -215,7 +215,7 @@ def test_ablation_on_a_tiny_gpt2(tmp_path):
 
 
 def test_ablation_refuses_recurrent_models():
-    from lmdemo.position_ablation import ablate
+    from lmdemo.lab.position_ablation import ablate
 
     with pytest.raises(UserError, match="recurrent"):
         ablate("tiny-lstm", "hello there")

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from lmdemo import reviews
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
+from lmdemo.training import reviews
 
 
 def test_csv_with_word_labels():

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from lmdemo import rnn_lab
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
+from lmdemo.lab import rnn as rnn_lab
 from tests.unit.test_generation import tiny_loaded
 
 

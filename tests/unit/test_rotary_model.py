@@ -12,9 +12,9 @@ import os
 import numpy as np
 import pytest
 
-from lmdemo import positional as pos
-from lmdemo import rotary
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
+from lmdemo.lab import positional as pos
+from lmdemo.lab import rotary
 from tests.helpers import tiny_llama, tiny_llama_loaded
 
 TEXT = "the cat sat on the mat"
@@ -102,7 +102,7 @@ def test_models_without_rope_are_refused(tmp_path):
 def test_ablation_changes_a_rotary_models_distribution():
     import torch
 
-    from lmdemo.position_ablation import ablate_loaded, ablate_model
+    from lmdemo.lab.position_ablation import ablate_loaded, ablate_model
 
     model, tok = tiny_llama()
     with torch.no_grad():  # sharper attention than random init, so positions matter visibly
@@ -145,7 +145,7 @@ def test_cli_rotary_model_bad_input_exits_2(capsys):
 # ------------------------------------------------------------------------- SmolLM2-135M
 
 def smollm2_or_skip():
-    from lmdemo.wheel_assets import is_fetched
+    from lmdemo.core.assets import is_fetched
 
     if not is_fetched("smollm2"):
         if os.environ.get("LMDEMO_REQUIRE_SMOLLM2") == "1":
@@ -164,13 +164,15 @@ def test_smollm2_rope_measured_on_its_own_q_and_k():
     assert r.model_max_diff < 1e-3
     assert r.wavelengths[0] == pytest.approx(2 * np.pi)
     assert r.wavelengths[-1] == pytest.approx(2 * np.pi * 100_000 ** (62 / 64))
-    bad = rotary.measure_loaded(__import__("lmdemo.models").models.load("smollm2"),
-                                "The capital of France is", layer=10, head=4, theta=10_000.0)
+    from lmdemo.core.models import load
+
+    bad = rotary.measure_loaded(load("smollm2"), "The capital of France is", layer=10, head=4,
+                                theta=10_000.0)
     assert bad.model_max_diff > 1e-2
 
 
 def test_smollm2_forgets_paris_without_positions():
-    from lmdemo.position_ablation import ablate
+    from lmdemo.lab.position_ablation import ablate
 
     smollm2_or_skip()
     r = ablate("smollm2", "The capital of France is", "zeros", top_k=100)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from lmdemo import reviews, sentiment
-from lmdemo.errors import UserError
-from lmdemo.registry import embedded_available, get_spec
+from lmdemo.core.errors import UserError
+from lmdemo.core.registry import embedded_available, get_spec
+from lmdemo.training import reviews, sentiment
 from tests.unit import sentiment_helpers as helpers
 from tests.unit.sentiment_helpers import train_tiny_run
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmdemo.wheel_assets import converted_dir, is_fetched
+from lmdemo.core.assets import converted_dir, is_fetched
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def require_smollm2() -> None:
 @pytest.fixture(scope="module")
 def smol():
     require_smollm2()
-    from lmdemo.models import load
+    from lmdemo.core.models import load
 
     return load("smollm2", device="cpu")
 
@@ -51,8 +51,8 @@ def test_the_converted_folder_is_safetensors_with_its_provenance(smol):
 
 
 def test_texts_are_read_after_endoftext_and_the_tokenizer_adds_nothing(smol):
-    from lmdemo.generation import Generation
-    from lmdemo.next_token import next_token, start_id
+    from lmdemo.lab.generation import Generation
+    from lmdemo.lab.next_token import next_token, start_id
 
     tok = smol.tokenizer
     assert start_id(smol) == 0 and tok.convert_ids_to_tokens(0) == "<|endoftext|>"
@@ -64,7 +64,7 @@ def test_texts_are_read_after_endoftext_and_the_tokenizer_adds_nothing(smol):
 
 
 def test_paris_is_the_top_next_token(smol):
-    from lmdemo.next_token import next_token
+    from lmdemo.lab.next_token import next_token
 
     res = next_token("smollm2", "The capital of France is", show=5)
     assert res.entries[0].token == " Paris" and res.entries[0].prob > 0.5
@@ -77,7 +77,7 @@ def test_paris_is_the_top_next_token(smol):
 
 
 def test_scores_are_the_log_softmax_of_its_own_logits(smol):
-    from lmdemo.next_token import score
+    from lmdemo.lab.next_token import score
 
     text = "We walked to the shop and bought some bread."
     res = score("smollm2", text)
@@ -91,7 +91,7 @@ def test_scores_are_the_log_softmax_of_its_own_logits(smol):
 
 
 def test_cached_generation_equals_recompute(smol):
-    from lmdemo.generation import Generation, full_recompute_logits
+    from lmdemo.lab.generation import Generation, full_recompute_logits
 
     gen = Generation.start(smol, "Once upon a time")
     for _ in range(3):
@@ -112,8 +112,8 @@ def test_cli_defaults_to_smollm2_when_fetched(smol, capsys):
 
 
 def test_the_attention_pages_precomputed_preview_is_the_live_result(smol):
-    from lmdemo.attention import attention
-    from lmdemo.config import ASSETS
+    from lmdemo.core.config import ASSETS
+    from lmdemo.lab.attention import attention
 
     data = json.loads((ASSETS / "examples" / "attention-smollm2.json").read_text())
     live = attention("smollm2", data["text"])

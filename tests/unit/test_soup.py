@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from lmdemo import soup
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
+from lmdemo.training import soup
 from tests.unit import sentiment_helpers as helpers
 from tests.unit.sentiment_helpers import TINY_ID, train_tiny_run
 
@@ -16,7 +16,7 @@ tiny_mirror, tiny_env = helpers.tiny_mirror, helpers.tiny_env  # fixtures
 def _merged_state(adapter):
     from peft import PeftModel
 
-    from lmdemo.models import fresh_classifier
+    from lmdemo.core.models import fresh_classifier
 
     base, _ = fresh_classifier(TINY_ID)
     merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
@@ -26,7 +26,7 @@ def _merged_state(adapter):
 def test_soup_is_the_average_of_the_merged_runs(tiny_env, tmp_path):
     import torch
 
-    from lmdemo import sentiment
+    from lmdemo.training import sentiment
 
     a = train_tiny_run("soup-a", method="lora", epochs=1, seed=0) / "model"
     b = train_tiny_run("soup-b", method="lora", epochs=1, seed=1, lora_r=4, lora_alpha=16) / "model"
@@ -42,7 +42,7 @@ def test_soup_is_the_average_of_the_merged_runs(tiny_env, tmp_path):
     assert worst < 1e-5, worst
     assert any(float((states[0][k] - states[1][k]).abs().max()) > 1e-3 for k in got)  # runs differ
 
-    from lmdemo.models import fresh_classifier
+    from lmdemo.core.models import fresh_classifier
 
     model, tok = fresh_classifier(TINY_ID)
     model.load_state_dict(expected)
@@ -70,8 +70,9 @@ def test_what_cannot_be_souped_is_refused(tiny_env, tmp_path):
 
 
 def test_soup_command_makes_a_finished_run_that_is_a_model(tiny_env, monkeypatch, capsys):
-    from lmdemo import jobs, registry, reviews, sentiment
     from lmdemo.cli import main
+    from lmdemo.core import registry
+    from lmdemo.training import jobs, reviews, sentiment
 
     for name, seed in (("mix-a", 0), ("mix-b", 1)):
         train_tiny_run(name, method="lora", epochs=1, seed=seed)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from lmdemo import wheel_assets as wa
-from lmdemo.errors import UserError
+from lmdemo.core import assets as wa
+from lmdemo.core.errors import UserError
 
 MEMBER = "fake_pkg/model.gguf"
 PAYLOAD = b"not really a gguf, but bytes with a known hash " * 1000

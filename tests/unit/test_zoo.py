@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from lmdemo.registry import get_spec
+from lmdemo.core.registry import get_spec
 
 ZOO = ("tiny-gpt", "tiny-lstm", "tiny-gru", "tiny-rnn")
 RECURRENT = ("tiny-lstm", "tiny-gru", "tiny-rnn")
@@ -16,7 +16,7 @@ TEXT = "The children played in the garden until it got dark."
 
 
 def _load(model_id):
-    from lmdemo.models import load
+    from lmdemo.core.models import load
 
     return load(model_id, kinds=("causal-lm", "recurrent-lm"), device="cpu")
 
@@ -101,7 +101,7 @@ def test_vanilla_rnn_is_a_tanh_recurrence():
 def test_recurrent_save_and_reload_round_trip(tmp_path):
     import torch
 
-    from lmdemo.recurrent import RecurrentConfig, RecurrentLM
+    from lmdemo.core.recurrent import RecurrentConfig, RecurrentLM
 
     torch.manual_seed(0)
     model = RecurrentLM(RecurrentConfig(arch="gru", vocab_size=50, n_embd=8, n_hidden=12)).eval()
@@ -119,7 +119,7 @@ def test_recurrent_save_and_reload_round_trip(tmp_path):
 def test_train_lm_end_to_end_on_a_tiny_corpus(tmp_path, arch):
     from transformers import AutoTokenizer
 
-    from lmdemo.train_lm import TrainConfig, train
+    from lmdemo.training.train_lm import TrainConfig, train
 
     lines = [f"The {w} sat on the {v} and looked at the {u}." for w in ("cat", "dog", "bird")
              for v in ("mat", "chair", "wall") for u in ("sky", "door", "garden")]
@@ -138,6 +138,6 @@ def test_train_lm_end_to_end_on_a_tiny_corpus(tmp_path, arch):
 
         AutoModelForCausalLM.from_pretrained(out, attn_implementation="eager")
     else:
-        from lmdemo.recurrent import RecurrentLM
+        from lmdemo.core.recurrent import RecurrentLM
 
         assert RecurrentLM.from_folder(out).config.arch == "rnn"

@@ -1,6 +1,6 @@
 """Build the shipped `sentiment-minilm` classifier: five LoRA runs on `minilm` (the recipes below,
 each trained on the shipped reviews' train split with its best epoch by validation accuracy kept),
-averaged into one uniform model soup (`lmdemo.soup`: one LoRA adapter + head, < 10 MB), then
+averaged into one uniform model soup (`lmdemo.training.soup`: one LoRA adapter + head, < 10 MB), then
 exported here and measured on the validation and test splits and on the independently written
 reviews in tests/data/independent_reviews.csv (metrics.json).
 
@@ -38,7 +38,7 @@ RECIPES = {
 
 
 def train_runs(runs_dir: Path) -> list[Path]:
-    from lmdemo import jobs
+    from lmdemo.training import jobs
 
     folders = []
     for name, recipe in RECIPES.items():
@@ -67,8 +67,8 @@ def _ingredient(run: Path) -> dict:
 
 
 def export(runs: list[Path]) -> dict:
-    from lmdemo import reviews, soup
-    from lmdemo.sentiment import evaluate
+    from lmdemo.training import reviews, soup
+    from lmdemo.training.sentiment import evaluate
 
     with tempfile.TemporaryDirectory() as tmp:
         config = soup.soup([run / "model" for run in runs], tmp)
@@ -76,7 +76,7 @@ def export(runs: list[Path]) -> dict:
             shutil.copy(Path(tmp) / name, HERE / name)
     config["base_model_name_or_path"] = "sentence-transformers/all-MiniLM-L6-v2"  # not a path
     (HERE / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-    out = {"recipe": "uniform soup of the LoRA runs below (lmdemo.soup)", "rank": config["r"],
+    out = {"recipe": "uniform soup of the LoRA runs below (lmdemo.training.soup)", "rank": config["r"],
            "ingredients": [_ingredient(run) for run in runs]}
     for name, data in (("validation", reviews.shipped("validation")),
                        ("test", reviews.shipped("test")),

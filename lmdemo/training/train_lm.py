@@ -1,6 +1,6 @@
 """Train the embedded language models (tiny-gpt, tiny-lstm, tiny-gru, tiny-rnn) from scratch on CPU.
 
-The pipeline is corpus (lmdemo.corpus) -> one shared byte-level BPE tokenizer (trained once, cached,
+The pipeline is corpus (lmdemo.training.corpus) -> one shared byte-level BPE tokenizer (trained once, cached,
 copied into every model folder) -> token stream with `<|endoftext|>` between documents -> random
 windows of `block_size` tokens -> AdamW with warmup and cosine decay, gradient clipping, a fixed
 seed. `train(TrainConfig)` reports progress through a callback (the CLI passes a tqdm bar) and writes
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lmdemo import corpus
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
+from lmdemo.training import corpus
 
 EOS = "<|endoftext|>"
 VOCAB_SIZE = 8192
@@ -54,7 +54,7 @@ class TrainConfig:
     threads: int = 2  # torch CPU threads (1 is faster when other jobs share the cores)
     eval_every: int = 500  # steps between quick validation checks (0 = only at the end)
     max_minutes: float = 0.0  # stop early after this many minutes (0 = no limit)
-    corpus_dir: str = ""  # corpus folder (default: lmdemo.corpus.default_dir())
+    corpus_dir: str = ""  # corpus folder (default: lmdemo.training.corpus.default_dir())
     model_id: str = ""  # id written in the card (default: tiny-<arch>)
 
 
@@ -119,7 +119,7 @@ def build_model(arch: str, vocab_size: int, eos_id: int, dropout: float = 0.0):
                          tie_word_embeddings=True, **GPT_SHAPE)
         return GPT2LMHeadModel(cfg)
     if arch in RECURRENT_SHAPE:
-        from lmdemo.recurrent import RecurrentConfig, RecurrentLM
+        from lmdemo.core.recurrent import RecurrentConfig, RecurrentLM
 
         return RecurrentLM(RecurrentConfig(arch=arch, vocab_size=vocab_size, dropout=dropout,
                                            **RECURRENT_SHAPE[arch]))

@@ -6,7 +6,7 @@ shuffled (a seeded permutation) or reversed. We compare the next-token distribut
 token (top tokens before/after, KL divergence in nats), the KL at every position, and one
 attention head's weights before and after. On GPT-2 style models the position ids pick rows of the
 learned table; on Llama-style ones (SmolLM2) they set the RoPE angles. `ablate(model_id, ...)`
-loads through lmdemo.models and, for models whose registry entry names a start token (SmolLM2's
+loads through lmdemo.core.models and, for models whose registry entry names a start token (SmolLM2's
 <|endoftext|>), reads the text after it, as the next-token service does; `ablate_model(model,
 tokenizer, ...)` takes an already loaded model (tests use tiny random ones).
 """
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
 
 MODES = ("zeros", "shuffle", "reverse")
 MODE_TITLES = {"zeros": "all position ids = 0", "shuffle": "position ids shuffled",
@@ -111,8 +111,8 @@ def ablate_model(model, tokenizer, text: str, mode: str = "zeros", layer: int = 
 def ablate(model_id: str, text: str, mode: str = "zeros", layer: int = 0, head: int = 0,
            seed: int = 0, top_k: int = 10) -> AblationResult:
     """Load a causal LM by id and ablate its positions (see `ablate_model`)."""
-    from lmdemo.models import load
-    from lmdemo.registry import get_spec
+    from lmdemo.core.models import load
+    from lmdemo.core.registry import get_spec
 
     spec = get_spec(model_id)
     if spec.kind == "recurrent-lm":
@@ -128,7 +128,7 @@ def ablate_loaded(loaded, text: str, mode: str = "zeros", layer: int = 0, head: 
                   seed: int = 0, top_k: int = 10) -> AblationResult:
     """`ablate_model` on an lmdemo `Loaded`: the text is read after the registry's start token
     when it names one (SmolLM2), and as it is otherwise (tiny-gpt keeps its numbers)."""
-    from lmdemo.next_token import start_id
+    from lmdemo.lab.next_token import start_id
 
     start = start_id(loaded) if getattr(loaded.spec, "start_token", "") else None
     return ablate_model(loaded.model, loaded.tokenizer, text, mode, layer, head, seed, top_k,

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lmdemo.config import settings
-from lmdemo.errors import UserError
-from lmdemo.metrics import Metrics, binary_metrics
-from lmdemo.reviews import Reviews
+from lmdemo.core.config import settings
+from lmdemo.core.errors import UserError
+from lmdemo.training.metrics import Metrics, binary_metrics
+from lmdemo.training.reviews import Reviews
 
 LABEL_NAMES = ("negative", "positive")
 METHODS = ("integrated-gradients", "gradient-x-input")
@@ -69,7 +69,7 @@ class Evaluation:
 
 def _run_folder_spec(path: Path):
     """A classifier spec for a run folder given on the command line."""
-    from lmdemo.registry import ModelSpec
+    from lmdemo.core.registry import ModelSpec
 
     model_dir = path / "model" if (path / "model").is_dir() else path
     base = "minilm"
@@ -89,7 +89,7 @@ def _run_folder_spec(path: Path):
 
 def load_classifier(model: str, allow_path: bool = False):
     """The loaded classifier for a registry id, or (command line only) a run folder path."""
-    from lmdemo import models
+    from lmdemo.core import models
 
     if allow_path and model and ("/" in model or model.startswith(".")) and Path(model).is_dir():
         return models.load_spec(_run_folder_spec(Path(model)))
@@ -115,7 +115,7 @@ def _check_texts(texts: list[str]) -> list[str]:
 
 def _positive_probs(loaded, texts: list[str], max_length: int = 512,
                     batch_size: int = 32) -> np.ndarray:
-    from lmdemo.finetune import predict_encoded
+    from lmdemo.training.finetune import predict_encoded
 
     limit = min(max_length, loaded.max_positions)
     encoded = loaded.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
@@ -235,7 +235,7 @@ def classify_upload(data: bytes, filename: str, model: str = DEFAULT_MODEL,
                     text_col: str | None = None) -> list[dict]:
     """Predictions for every row of an uploaded CSV / TSV / JSONL (read from memory): one dict
     per review with its text, label and P(positive), plus the true label when the file has one."""
-    from lmdemo.reviews import LABEL_COLUMNS, TEXT_COLUMNS, _frame, _label, guess_column
+    from lmdemo.training.reviews import LABEL_COLUMNS, TEXT_COLUMNS, _frame, _label, guess_column
 
     frame = _frame(data, filename)
     names = list(frame.columns)

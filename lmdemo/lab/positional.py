@@ -6,8 +6,8 @@ sin(i / 10000^(2j/d)), similarity between positions and its dependence on distan
 relative-offset property PE(pos + k) = M_k · PE(pos) with M_k a block-diagonal rotation built from
 the formula, and the learned absolute position tables of real models (BERT's
 `position_embeddings`, GPT-2's `wpe`) with a 2-D PCA path. Everything returns numpy arrays or
-small dataclasses; only `learned_table` touches a model (through `lmdemo.models`). The rotary
-encoding lives in `lmdemo.rotary`, the position ablation in `lmdemo.position_ablation`.
+small dataclasses; only `learned_table` touches a model (through `lmdemo.core.models`). The rotary
+encoding lives in `lmdemo.lab.rotary`, the position ablation in `lmdemo.lab.position_ablation`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
 
 KINDS = ("sinusoidal", "sine-only")
 METRICS = ("dot", "cosine")
@@ -256,8 +256,8 @@ def position_table(model) -> tuple[str, np.ndarray]:
 
 def learned_table(model_id: str, length: int | None = None) -> LearnedTable:
     """The first `length` rows (all when None) of a model's learned position table."""
-    from lmdemo.models import load
-    from lmdemo.registry import get_spec
+    from lmdemo.core.models import load
+    from lmdemo.core.registry import get_spec
 
     spec = get_spec(model_id)
     if not spec.learned_positions:

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lmdemo.config import ASSETS, settings
-from lmdemo.errors import UserError
+from lmdemo.core.config import ASSETS, settings
+from lmdemo.core.errors import UserError
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 FORTUNE_DIR = Path("/usr/share/games/fortunes")

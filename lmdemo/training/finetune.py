@@ -1,6 +1,6 @@
 """Fine-tune an encoder into a binary sentiment classifier (full fine-tuning or LoRA).
 
-The trainer takes a fresh, uncached classifier from `lmdemo.models.fresh_classifier` (the only
+The trainer takes a fresh, uncached classifier from `lmdemo.core.models.fresh_classifier` (the only
 weight-loading path), and trains it with AdamW (PyTorch's fused kernel where the device has one,
 as on CPU and CUDA; no decay on biases and LayerNorm), a linear warm-up then linear decay,
 gradient clipping and a fixed seed. Batches are grouped by length and padded only to the longest
@@ -9,7 +9,7 @@ comes from. Hugging Face Accelerate handles the device, bf16 autocast
 on CUDA and data parallelism: `accelerate launch --num_processes 2 --cpu -m lmdemo finetune ...`
 runs the same code on two processes. Progress goes to an `on_step(dict)` callback; the best epoch
 by validation accuracy is saved with `save_pretrained` (a LoRA adapter plus the head, or a full
-model folder), which `lmdemo.models` loads back as a classifier.
+model folder), which `lmdemo.core.models` loads back as a classifier.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from lmdemo.errors import UserError
-from lmdemo.metrics import binary_metrics
-from lmdemo.reviews import Reviews
+from lmdemo.core.errors import UserError
+from lmdemo.training.metrics import binary_metrics
+from lmdemo.training.reviews import Reviews
 
 METHODS = ("lora", "full")
 # LoRA targets for BERT-style encoders (MiniLM): attention projections and both feed-forward
@@ -289,8 +289,8 @@ def train(cfg: TrainConfig, train_data: Reviews, val_data: Reviews | None = None
     from accelerate.utils import set_seed
     from transformers import get_linear_schedule_with_warmup
 
-    from lmdemo.device import pick_device
-    from lmdemo.models import fresh_classifier
+    from lmdemo.core.device import pick_device
+    from lmdemo.core.models import fresh_classifier
 
     dev = pick_device(device)
     bf16 = (cfg.mixed_precision and dev.startswith("cuda") and torch.cuda.is_bf16_supported())

@@ -16,8 +16,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from lmdemo.config import ASSETS, settings
-from lmdemo.errors import UserError
+from lmdemo.core.config import ASSETS, settings
+from lmdemo.core.errors import UserError
 
 SHIPPED = ASSETS / "reviews" / "reviews.csv"
 IMDB_ID = "stanfordnlp/imdb"
@@ -167,7 +167,7 @@ def shipped(split: str | None = None) -> Reviews:
 def imdb(split: str = "train", limit: int | None = None, seed: int = 0) -> Reviews:
     """IMDB reviews through `datasets` (the hub, or the operator's mirror); a shuffled sample of
     `limit`."""
-    from lmdemo.hub import dataset_location
+    from lmdemo.core.hub import dataset_location
 
     try:
         location = dataset_location(IMDB_ID)

@@ -15,8 +15,8 @@ import socket
 import time
 from pathlib import Path
 
-from lmdemo.config import settings
-from lmdemo.errors import UserError
+from lmdemo.core.config import settings
+from lmdemo.core.errors import UserError
 
 _HUB_HOST = ("huggingface.co", 443)
 _CHECK_TTL_S = 60.0

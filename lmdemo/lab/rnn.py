@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
 
 KINDS = ("recurrent-lm",)
 MAX_TOKENS = 128  # longest text the lab reads (gradients are taken step by step)
@@ -93,7 +93,7 @@ class TimingResult:
 
 
 def _encode(loaded, text: str) -> tuple[list[int], bool, str]:
-    from lmdemo.next_token import start_id
+    from lmdemo.lab.next_token import start_id
 
     tok = loaded.tokenizer
     ids = list(tok(text or "", add_special_tokens=False)["input_ids"])
@@ -108,7 +108,7 @@ def _encode(loaded, text: str) -> tuple[list[int], bool, str]:
 
 
 def _tokens(loaded, ids: list[int]) -> list[str]:
-    from lmdemo.generation import token_text
+    from lmdemo.lab.generation import token_text
 
     return [token_text(loaded.tokenizer, i) for i in ids]
 
@@ -168,7 +168,7 @@ def recurrence_of(loaded, text: str, step: int | None = None) -> RecurrenceResul
 
 
 def recurrence(model_id: str, text: str, step: int | None = None) -> RecurrenceResult:
-    from lmdemo.models import load
+    from lmdemo.core.models import load
 
     return recurrence_of(load(model_id, kinds=KINDS), text, step)
 
@@ -201,7 +201,7 @@ def grad_norms_of(loaded, ids: list[int]) -> tuple[np.ndarray, float]:
 
 def gradient_norms(model_ids: list[str], text: str) -> GradientResult:
     """‖∂loss_T/∂h_t‖ on `text` for each recurrent model (e.g. tiny-rnn, tiny-lstm, tiny-gru)."""
-    from lmdemo.models import load
+    from lmdemo.core.models import load
 
     if not model_ids:
         raise UserError("Pick at least one recurrent model.")
@@ -290,7 +290,7 @@ def timing_of(loaded, text: str, lengths: tuple[int, ...] = TIMING_LENGTHS, repe
 
 
 def timing(model_id: str, text: str, lengths: tuple[int, ...] = TIMING_LENGTHS) -> TimingResult:
-    from lmdemo.models import load
+    from lmdemo.core.models import load
 
     loaded = load(model_id, kinds=KINDS)
     if getattr(loaded.model.config, "arch", None) != "rnn":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
 
 CONFIG = "adapter_config.json"
 WEIGHTS = "adapter_model.safetensors"
@@ -84,7 +84,7 @@ def soup_run(names: list[str], name: str) -> Path:
     import shutil
     import time
 
-    from lmdemo import jobs
+    from lmdemo.training import jobs
 
     target = jobs.run_dir(name)
     if target.exists():
@@ -112,8 +112,8 @@ def soup_run(names: list[str], name: str) -> Path:
         soup([jobs.run_dir(r.name) / "model" for r in runs], building / "model")
         fields = {"state": "done", "progress": 1.0, "finished": time.time()}
         if config["data"] == "shipped":
-            from lmdemo import reviews
-            from lmdemo.sentiment import evaluate
+            from lmdemo.training import reviews
+            from lmdemo.training.sentiment import evaluate
 
             fields["best_val_accuracy"] = evaluate(reviews.shipped("validation"), str(building),
                                                    allow_path=True).metrics.accuracy

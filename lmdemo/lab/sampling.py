@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmdemo.errors import UserError
+from lmdemo.core.errors import UserError
 
 MAX_TEMPERATURE = 100.0
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmdemo.errors import UserError
-from lmdemo.positional import LIMITS, check_sizes, frequencies, sinusoidal
+from lmdemo.core.errors import UserError
+from lmdemo.lab.positional import LIMITS, check_sizes, frequencies, sinusoidal
 
 
 def angles(length: int, d_model: int, base: float = LIMITS.base) -> np.ndarray:
@@ -124,7 +124,7 @@ MAX_GRID = 512  # most positions m, n of the (m, n) grid
 
 def real_model_ready() -> bool:
     """Whether REAL_MODEL's files are on disk (registry only; loads nothing)."""
-    from lmdemo.registry import get_spec, is_available
+    from lmdemo.core.registry import get_spec, is_available
 
     try:
         return is_available(get_spec(REAL_MODEL))
@@ -334,7 +334,7 @@ def measure_model(model, tokenizer, text: str, layer: int = 0, head: int = 0, qu
 def measure_loaded(loaded, text: str, layer: int = 0, head: int = 0, query: int = -1,
                    key: int = 1, length: int = 64, **kw) -> ModelRotary:
     """`measure_model` on an lmdemo `Loaded`, the text read after its start token."""
-    from lmdemo.next_token import start_id
+    from lmdemo.lab.next_token import start_id
 
     return measure_model(loaded.model, loaded.tokenizer, text, layer, head, query, key, length,
                          start=start_id(loaded), model_id=loaded.spec.id, **kw)
@@ -343,8 +343,8 @@ def measure_loaded(loaded, text: str, layer: int = 0, head: int = 0, query: int 
 def measure(model_id: str, text: str, layer: int = 0, head: int = 0, query: int = -1,
             key: int = 1, length: int = 64) -> ModelRotary:
     """Load a rotary causal LM by id (see `measure_model`) and measure RoPE on one head."""
-    from lmdemo.models import load
-    from lmdemo.registry import get_spec
+    from lmdemo.core.models import load
+    from lmdemo.core.registry import get_spec
 
     spec = get_spec(model_id)
     if spec.kind != "causal-lm":

@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from lmdemo.config import settings
-from lmdemo.errors import UserError
+from lmdemo.core.config import settings
+from lmdemo.core.errors import UserError
 
 
 def pick_device(requested: str | None = None) -> str:

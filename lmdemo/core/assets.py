@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lmdemo.config import settings
-from lmdemo.errors import UserError
+from lmdemo.core.config import settings
+from lmdemo.core.errors import UserError
 
 MARKER = "asset.json"  # written last: a converted folder is complete when it holds this file
 PROBE_TEXT = "The capital of France is"  # the converted weights must give the GGUF's logits here
@@ -222,7 +222,7 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lmdemo.models import quiet_transformers
+    from lmdemo.core.models import quiet_transformers
 
     quiet_transformers()
     kw = {"gguf_file": gguf.name}
