@@ -9,6 +9,7 @@ in pages/ that knows about presenter mode, query parameters, export buttons and 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import re
@@ -32,7 +33,7 @@ h1 { font-size: 3rem !important; }
 
 
 def page(title: str, intro_key: str | None = None, text_file: str | None = None) -> None:
-    """Title, presenter mode and the page's introduction (from pages/text/<file>.md)."""
+    """Title, presenter mode and the page's introduction (from pages/text/<lang>/<file>.md)."""
     _leave_pages_folder_mode()
     presenter = st.sidebar.toggle("Presenter mode", key="present", help=(
         "Large fonts, wide layout, no sidebar: for talks. Remove ?present=true from the "
@@ -55,12 +56,34 @@ def _leave_pages_folder_mode() -> None:
         st.rerun()
 
 
-def prose(text_file: str, section: str) -> str:
-    """One section of a page's explanatory text: the part after `<!-- section -->`."""
-    raw = (TEXT_DIR / f"{text_file}.md").read_text(encoding="utf-8")
+LANG = "en"  # the language the pages are read in (pages/text/<lang>/<page>.md)
+
+
+@functools.lru_cache(maxsize=64)
+def _sections(lang: str, text_file: str) -> dict[str, str]:
+    raw = (TEXT_DIR / lang / f"{text_file}.md").read_text(encoding="utf-8")
     parts = re.split(r"<!--\s*([\w-]+)\s*-->", raw)
-    sections = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
-    return sections.get(section, "")
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+
+
+def prose(text_file: str, section: str, **values) -> str:
+    """One section of a page's text (the part after `<!-- section -->` in
+    pages/text/<lang>/<file>.md), with each `{{name}}` replaced by `values[name]` (formatted
+    numbers, token names...). Every word and formula a reader sees comes from there."""
+    text = _sections(LANG, text_file).get(section, "")
+    if not text:
+        raise KeyError(f"pages/text/{LANG}/{text_file}.md has no section {section!r}")
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: str(values[m.group(1)]), text)
+
+
+def say(text_file: str, section: str, **values) -> None:
+    """st.markdown of a section of the page's text."""
+    st.markdown(prose(text_file, section, **values))
+
+
+def formula(text_file: str, section: str, **values) -> None:
+    """st.latex of a section of the page's text (a formula kept beside the prose)."""
+    st.latex(prose(text_file, section, **values))
 
 
 @contextlib.contextmanager
