@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import io
 import json
 import re
@@ -74,6 +75,22 @@ def prose(text_file: str, section: str, **values) -> str:
     if not text:
         raise KeyError(f"pages/text/{LANG}/{text_file}.md has no section {section!r}")
     return re.sub(r"\{\{(\w+)\}\}", lambda m: str(values[m.group(1)]), text)
+
+
+def lines(text_file: str, section: str) -> list[str]:
+    """A section of the page's text as its non-empty lines (example prompts, say)."""
+    return [line.strip() for line in prose(text_file, section).splitlines() if line.strip()]
+
+
+def groups(text_file: str, section: str) -> dict[str, list[str]]:
+    """A section written as `# title` lines, each followed by its items, as {title: items}."""
+    out: dict[str, list[str]] = {}
+    for line in lines(text_file, section):
+        if line.startswith("# "):
+            out[line[2:].strip()] = []
+        elif out:
+            out[next(reversed(out))].append(line)
+    return out
 
 
 def say(text_file: str, section: str, **values) -> None:
@@ -149,6 +166,29 @@ def models_ready(kinds: Sequence[str], default: str | None = None) -> bool:
     return False
 
 
+def weights_of(model_id: str) -> str:
+    """Where a model's weights live: part of every cached result's key, so other weights (a
+    retrained run, a fetched model) never reuse an old result."""
+    from lmdemo.core.registry import get_spec
+
+    try:
+        return get_spec(model_id).location
+    except UserError:
+        return ""
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def _cached(fn_name: str, model_id: str, weights: str, args: tuple):
+    module, _, name = fn_name.rpartition(".")
+    return getattr(importlib.import_module(module), name)(model_id, *args)
+
+
+def cached(fn: Callable, model_id: str, *args):
+    """fn(model_id, *args) for an lmdemo service, remembered per (service, model, its weights,
+    arguments) for the whole server (bounded); the arguments must be hashable."""
+    return _cached(f"{fn.__module__}.{fn.__qualname__}", model_id, weights_of(model_id), args)
+
+
 def default_lm(key: str = "model") -> str:
     """The page's default causal model: smollm2 once fetched. Until then the page runs on tiny-gpt
     and shows the download of smollm2 (started once per server, in the background) with its size,
@@ -195,6 +235,80 @@ def default_lm(key: str = "model") -> str:
 
     progress()
     return FALLBACK_LM
+
+
+def sampling_controls(text_file: str, where=None):
+    """Temperature, top-k, top-p, bars shown and the sampling seed, bound to the URL; returns
+    (SamplingParams, bars, seed). Labels come from the page's text file."""
+    from lmdemo.lab.sampling import SamplingParams
+
+    w, t = where or st.sidebar, text_file
+    w.subheader(prose(t, "label-reshape"))
+    temperature = w.slider(prose(t, "label-temperature"), 0.0, 2.0, 1.0, 0.05, key="temp",
+                           help=prose(t, "help-temperature"), **URL)
+    top_k = w.number_input(prose(t, "label-top-k"), 0, 10_000, 0, 1, key="topk", **URL)
+    top_p = w.slider(prose(t, "label-top-p"), 0.01, 1.0, 1.0, 0.01, key="topp",
+                     help=prose(t, "help-top-p"), **URL)
+    bars = w.slider(prose(t, "label-bars"), 5, 30, 12, key="bars", **URL)
+    seed = w.number_input(prose(t, "label-seed"), 0, 1_000_000, 0, key="seed", **URL)
+    return SamplingParams(temperature, int(top_k), top_p), int(bars), int(seed)
+
+
+def generation(model_id: str, text: str, sampling, seed: int = 0, action: tuple = ()):
+    """The Generation of this session: the prompt plus the steps kept in the session (a new
+    session replays the token ids kept in the URL as ?steps=). With `action` (what, token,
+    times) one step is taken first, and the steps are kept again; a UserError is kept as a message
+    for `show_generation_error`. Only ids and steps are kept, never the model or arrays."""
+    from lmdemo.lab import generation as gen_lab
+
+    key = (model_id, weights_of(model_id), text)
+    held = st.session_state.get("_steps")
+    gen = gen_lab.start(model_id, text)
+    if held is not None and held[0] == key:
+        gen.steps = list(held[1])
+    elif held is None:
+        gen.replay([int(s) for s in str(st.query_params.get("steps", "")).split(",")
+                    if s.strip().isdigit()], sampling)
+    if action:
+        what, token, times = (tuple(action) + (0, 1))[:3]
+        try:
+            gen.act(what, sampling, token=token, times=times, seed=seed)
+            st.session_state.pop("_gen_error", None)
+        except UserError as exc:
+            st.session_state["_gen_error"] = str(exc)
+    st.session_state["_steps"] = (key, tuple(gen.steps))
+    st.query_params["steps"] = ",".join(str(s.id) for s in gen.steps)
+    if not gen.steps:
+        del st.query_params["steps"]
+    return gen
+
+
+def clicked_index(key: str) -> int | None:
+    """The index of the point clicked on the chart drawn with `key` (selection_mode="points")."""
+    points = (st.session_state.get(key) or {}).get("selection", {}).get("points", [])
+    return points[0].get("point_index") if points else None
+
+
+def computed(what: str, fn: Callable, *args, spinner: str = ""):
+    """fn(*args) under `guard(what)` (and a spinner); stops the page when it failed."""
+    result = None
+    with guard(what), st.spinner(spinner or f"{what}…"):
+        result = fn(*args)
+    if result is None:
+        st.stop()
+    return result
+
+
+def show_generation_error() -> None:
+    """The message of the last step that could not be taken, if any."""
+    if st.session_state.get("_gen_error"):
+        st.error(st.session_state["_gen_error"])
+
+
+def note(message: str, icon: str = ":material/content_cut:") -> None:
+    """st.info of a service's message (a text cut to fit, say); nothing when it is empty."""
+    if message:
+        st.info(message, icon=icon)
 
 
 def text_input(key: str, examples: Sequence[str], label: str = "Text", height: int = 90,

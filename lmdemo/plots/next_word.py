@@ -8,42 +8,23 @@ from __future__ import annotations
 
 import html
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from lmdemo.plots.common import category_labels, show_token
 
 RAW_COLOR = "#9db4d3"
 SHAPED_COLOR = "#1f4e99"
 DIGITS = 5  # values sent to the browser are rounded to this many decimals
 
 
-def show_token(tok: str) -> str:
-    """A token as it reads on a chart: a leading space as ␣, line breaks as ⏎, empty as ∅."""
-    if tok == "":
-        return "∅"
-    out = tok.replace("\n", "⏎").replace("\t", "⇥")
-    if out.startswith(" "):
-        out = "␣" + out[1:]
-    return out
-
-
-def _labels(tokens: list[str]) -> list[str]:
-    """Distinct category labels (a repeated label gets zero-width spaces)."""
-    seen: dict[str, int] = {}
-    out = []
-    for t in tokens:
-        s = show_token(t)
-        n = seen.get(s, 0)
-        seen[s] = n + 1
-        out.append(s + "\u200b" * n)
-    return out
-
-
 def distribution_bars(tokens: list[str], raw, shaped, title: str = "",
                       height: int = 420) -> go.Figure:
     """The top tokens, most likely first: the raw probability beside the reshaped one."""
-    labels = _labels(tokens)
+    labels = category_labels(tokens)
     raw = np.round(np.asarray(raw, dtype=np.float64), DIGITS)
     shaped = np.round(np.asarray(shaped, dtype=np.float64), DIGITS)
     fig = go.Figure([
@@ -61,13 +42,16 @@ def distribution_bars(tokens: list[str], raw, shaped, title: str = "",
     return fig
 
 
-def side_by_side(results: list[tuple[str, list[str], list[float]]], height: int = 380) -> go.Figure:
-    """One bar panel per model: (model id, top tokens, their probabilities)."""
+def side_by_side(results, height: int = 380) -> go.Figure:
+    """One bar panel per model; `results`: next-token results (`.model`, `.entries` with `.token`
+    and `.prob`), in the order to draw."""
     n = max(1, len(results))
-    fig = make_subplots(rows=1, cols=n, subplot_titles=[r[0] for r in results],
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[r.model for r in results],
                         shared_yaxes=True, horizontal_spacing=0.04)
-    for i, (_, tokens, probs) in enumerate(results, start=1):
-        fig.add_trace(go.Bar(x=_labels(tokens), y=np.round(np.asarray(probs, float), DIGITS),
+    for i, r in enumerate(results, start=1):
+        tokens, probs = [e.token for e in r.entries], [e.prob for e in r.entries]
+        fig.add_trace(go.Bar(x=category_labels(tokens),
+                             y=np.round(np.asarray(probs, float), DIGITS),
                              marker_color=SHAPED_COLOR, showlegend=False,
                              hovertemplate="<b>%{x}</b><br>p = %{y:.4f}<extra></extra>"),
                       row=1, col=i)
@@ -75,6 +59,12 @@ def side_by_side(results: list[tuple[str, list[str], list[float]]], height: int 
     fig.update_yaxes(title_text="probability", rangemode="tozero", row=1, col=1)
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
+
+
+def ranked_bars(ranked, title: str = "") -> go.Figure:
+    """A ranking of candidate sentences (`.scores`: results with `.text`, `.total_log_prob`)."""
+    return sentence_bars([r.text for r in ranked.scores],
+                         [r.total_log_prob for r in ranked.scores], title)
 
 
 def sentence_bars(sentences: list[str], logprobs: list[float], title: str = "") -> go.Figure:
@@ -124,6 +114,29 @@ def surprisal_html(tokens: list[str], surprisal_bits: list[float]) -> str:
               "<span style='background:rgb(255,80,80)'>&nbsp;red&nbsp;</span>: surprising "
               "(16+ bits). Hover a token for its probability.</div>")
     return (f"<div style='line-height:1.9;font-size:1.05em'>{''.join(spans)}</div>{legend}")
+
+
+@dataclass
+class SurprisalView:
+    """A scored text as the page shows it."""
+
+    html: str  # the text coloured by surprisal
+    rows: list[dict]  # token, id, log_prob, surprisal_bits: the CSV export
+    mean_bits: float  # mean surprisal per token, in bits
+
+
+def surprisal(tokens: list[str], ids: list[int], log_probs: list[float]) -> SurprisalView:
+    """The surprisal view of a scored text (natural-log probabilities in, bits out)."""
+    bits = [-lp / math.log(2) for lp in log_probs]
+    rows = [{"token": t, "id": i, "log_prob": lp, "surprisal_bits": b}
+            for t, i, lp, b in zip(tokens, ids, log_probs, bits, strict=True)]
+    return SurprisalView(surprisal_html(tokens, bits), rows, sum(bits) / max(1, len(bits)))
+
+
+def step_rows(steps) -> list[dict]:
+    """Generated tokens (`Step`s) as table rows: token, id, p_raw, p_shaped, how."""
+    return [{"token": s.token, "id": s.id, "p_raw": s.p_raw, "p_shaped": s.p_shaped,
+             "how": s.how} for s in steps]
 
 
 def generated_html(prompt: str, steps: list[dict]) -> str:

@@ -162,3 +162,50 @@ def test_one_candidate_sentence_asks_for_more(zoo):
     at.text_area(key="sentences").set_value("Only one sentence.").run()
     assert not at.exception and not at.error
     assert any("at least two" in i.value for i in at.info)
+
+
+def _steps(at) -> list[int]:
+    raw = at.query_params["steps"]
+    raw = raw[0] if isinstance(raw, list) else raw
+    return [int(x) for x in raw.split(",")]
+
+
+def test_a_link_replays_the_generated_tokens(zoo):
+    at = run({"text": "the cat"})
+    at.button(key="tok_2").click().run()
+    at.button(key="greedy").click().run()
+    at.button(key="sample10").click().run()
+    steps = _steps(at)
+    assert len(steps) == 12
+    import re
+
+    def words(page) -> str:  # the generated text as read (a link keeps tokens, not how chosen)
+        return re.sub(r"<[^>]+>", "", texts(page).split("<div style='font-size")[0])
+
+    again = run({"text": "the cat", "steps": ",".join(map(str, steps))})  # a fresh session
+    assert not again.exception and _steps(again) == steps
+    assert words(again) == words(at) and len(words(at)) > len("the cat")
+
+
+def test_session_state_holds_ids_not_models_or_arrays(zoo):
+    import numpy as np
+
+    at = run({"text": "the cat"})
+    for _ in range(3):
+        at.button(key="greedy").click().run()
+
+    def small(value, depth=0) -> bool:
+        if isinstance(value, np.ndarray) or hasattr(value, "state_dict") or depth > 4:
+            return False
+        if isinstance(value, (list, tuple, set)):
+            return all(small(v, depth + 1) for v in value)
+        if isinstance(value, dict):
+            return all(small(v, depth + 1) for v in value.values())
+        return not hasattr(value, "__dict__") or all(small(v, depth + 1)
+                                                     for v in vars(value).values())
+
+    held = at.session_state.to_dict()
+    assert "_steps" in held and len(held["_steps"][1]) == 3
+    bad = [k for k, v in held.items() if not small(v)]
+    assert not bad, bad
+    assert small((1, [2, 3])) and not small({"x": np.zeros(3)})  # the check itself can fail

@@ -48,6 +48,6 @@ def test_entries_are_the_top_ones_in_order():
 
 def test_memo_is_bounded():
     svc.clear_memo()
-    for i in range(svc.MEMO_SIZE + 5):
+    for i in range(svc.LIMITS.memo_prompts + 5):
         svc.next_token("tiny-gpt", f"number {i}")
-    assert len(svc._MEMO) == svc.MEMO_SIZE
+    assert len(svc._MEMO) == svc.LIMITS.memo_prompts
