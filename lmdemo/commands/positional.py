@@ -77,7 +77,8 @@ def run_rotary_model(args) -> dict:
     from lmdemo.lab import rotary
 
     r = rotary.measure(args.model or rotary.REAL_MODEL, args.text, args.layer, args.head,
-                       args.query, args.key, 64 if args.length is None else args.length)
+                       args.query, args.key, rotary.LIMITS.grid if args.length is None
+                       else args.length)
     summary = {"kind": "rotary-model", "model": r.model_id, "layer": r.layer, "head": r.head,
                "kv_head": r.kv_head, "theta": r.theta, "head_dim": r.head_dim,
                "query_token": f"{r.query_index}:{r.tokens[r.query_index]}",
@@ -93,11 +94,10 @@ def run_rotary_model(args) -> dict:
 
 
 def run_ablation(args) -> dict:
-    from lmdemo.lab.position_ablation import ablate
-    from lmdemo.lab.rotary import REAL_MODEL, real_model_ready
+    from lmdemo.lab.position_ablation import ablate, default_model
 
-    model = args.model or (REAL_MODEL if real_model_ready() else "tiny-gpt")
-    r = ablate(model, args.text, args.mode, args.layer, args.head, args.seed)
+    r = ablate(args.model or default_model(), args.text, args.mode, args.layer, args.head,
+               args.seed)
     return {"model": r.model_id, "mode": r.mode, "tokens": r.tokens,
             "position_ids": r.position_ids, "kl_last": r.kl,
             "kl_per_position": r.kl_per_position,

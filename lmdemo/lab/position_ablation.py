@@ -20,9 +20,34 @@ import numpy as np
 from lmdemo.core.errors import UserError
 
 MODES = ("zeros", "shuffle", "reverse")
-MODE_TITLES = {"zeros": "all position ids = 0", "shuffle": "position ids shuffled",
-               "reverse": "position ids reversed"}
-MAX_TOKENS = 128  # longest text ablated (the attention maps are T x T)
+KINDS = ("causal-lm",)  # the models that can be ablated
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Sizes the ablation accepts, and the model it falls back to."""
+
+    max_tokens: int = 128  # longest text ablated (the attention maps are T x T)
+    max_index: int = 63  # largest layer/head a page's number box takes (the model checks its own)
+    fallback_model: str = "tiny-gpt"  # ablated when the rotary model has not been fetched
+
+
+LIMITS = Limits()
+MAX_TOKENS = LIMITS.max_tokens
+
+
+def default_model() -> str:
+    """The rotary model (SmolLM2) when it is fetched, else the shipped tiny-gpt."""
+    from lmdemo.lab.rotary import REAL_MODEL, real_model_ready
+
+    return REAL_MODEL if real_model_ready() else LIMITS.fallback_model
+
+
+def any_model_installed() -> bool:
+    """Whether any causal language model can be ablated here (registry only; loads nothing)."""
+    from lmdemo.core.registry import specs_of_kind
+
+    return bool(specs_of_kind(*KINDS))
 
 
 @dataclass

@@ -6,7 +6,8 @@ sin(i / 10000^(2j/d)), similarity between positions and its dependence on distan
 relative-offset property PE(pos + k) = M_k · PE(pos) with M_k a block-diagonal rotation built from
 the formula, and the learned absolute position tables of real models (BERT's
 `position_embeddings`, GPT-2's `wpe`) with a 2-D PCA path. Everything returns numpy arrays or
-small dataclasses; only `learned_table` touches a model (through `lmdemo.core.models`). The rotary
+small dataclasses; only `learned_table` touches a model (through `lmdemo.core.models`). Each
+panel of the positional page calls one `*_view` function here (one dataclass per panel). The rotary
 encoding lives in `lmdemo.lab.rotary`, the position ablation in `lmdemo.lab.position_ablation`.
 """
 
@@ -31,9 +32,29 @@ class Limits:
     max_d_model: int = 1024  # widest encoding computed
     max_length: int = 2048  # most positions computed
     base: float = 10000.0  # the wavelength base of the paper
+    min_d_model: int = 2  # narrowest encoding: one sin/cos pair
+    max_cells: int = 250_000  # a heatmap with more cells is thinned before a browser draws it
 
 
 LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What the positional page starts from (each value can be changed in the page or its URL)."""
+
+    d_model: int = 64  # the width
+    length: int = 100  # the number of positions
+    min_positions: int = 2  # fewest positions a slider offers (a distance needs two)
+    offset: int = 5  # the offset k of the relative-offset check
+    wave_dims: tuple[int, ...] = (0, 1, 6, 7)  # dimensions drawn as waves (a fast and a slow pair)
+    corner: int = 6  # rows and columns of M_k shown as a table
+    learned_model: str = "minilm"  # the model whose learned position table is shown first
+    learned_kinds: tuple[str, ...] = ("encoder", "causal-lm", "classifier")  # models offered
+    gpt_model: str = "tiny-gpt"  # the shipped GPT-2 (learned table `transformer.wpe`)
+
+
+DEFAULTS = Defaults()
 
 
 def check_sizes(length: int, d_model: int, even: bool = True) -> tuple[int, int]:
@@ -42,8 +63,8 @@ def check_sizes(length: int, d_model: int, even: bool = True) -> tuple[int, int]
         length, d_model = int(length), int(d_model)
     except (TypeError, ValueError) as exc:
         raise UserError("length and d_model must be whole numbers.") from exc
-    if d_model < 2:
-        raise UserError(f"d_model must be at least 2 (got {d_model}).")
+    if d_model < LIMITS.min_d_model:
+        raise UserError(f"d_model must be at least {LIMITS.min_d_model} (got {d_model}).")
     if d_model > LIMITS.max_d_model:
         raise UserError(f"d_model is capped at {LIMITS.max_d_model} here (got {d_model}); "
                         "use a smaller width.")
@@ -282,10 +303,107 @@ def learned_table(model_id: str, length: int | None = None) -> LearnedTable:
     return LearnedTable(spec.id, name, table, total)
 
 
-def thin(matrix: np.ndarray, max_cells: int = 250_000) -> tuple[np.ndarray, int]:
+def thin(matrix: np.ndarray, max_cells: int = LIMITS.max_cells) -> tuple[np.ndarray, int]:
     """Every s-th row and column of a big matrix, so a browser can draw it: (thinned, s)."""
     matrix = np.asarray(matrix)
     step = 1
     while (-(-matrix.shape[0] // step)) * (-(-matrix.shape[1] // step)) > max_cells:
         step += 1
     return matrix[::step, ::step], step
+
+
+# ------------------------------------------------------------------ one result per page panel
+
+def installed(model_id: str) -> bool:
+    """Whether a model of the registry can be used here (for a page's hint; loads nothing)."""
+    from lmdemo.core.registry import get_spec, is_available
+
+    try:
+        return is_available(get_spec(model_id))
+    except UserError:
+        return False
+
+
+def wave_dims(d_model: int) -> list[int]:
+    """The dimensions drawn as waves at first, those that exist at this width."""
+    return [d for d in DEFAULTS.wave_dims if d < int(d_model)]
+
+
+@dataclass
+class SinusoidalView:
+    """The sinusoidal encoding and the wavelength of each of its pairs."""
+
+    pe: np.ndarray  # (N, d)
+    wavelengths: np.ndarray  # (d/2,) positions per full turn of each pair: 2π / ω_i
+
+
+def sinusoidal_view(length: int, d_model: int) -> SinusoidalView:
+    pe = sinusoidal(length, d_model)  # (N, d)
+    return SinusoidalView(pe, 2 * np.pi / frequencies(pe.shape[1]))
+
+
+@dataclass
+class SimilarityView:
+    """How alike the vectors of every two positions are, and how that varies along diagonals."""
+
+    kind: str
+    metric: str
+    sim: np.ndarray  # (N, N)
+    stats: DiagonalStats
+
+
+def similarity_view(kind: str, metric: str, length: int, d_model: int) -> SimilarityView:
+    sim = similarity(encoding(kind, length, d_model), metric)  # (N, N)
+    return SimilarityView(kind, metric, sim, diagonal_stats(sim))
+
+
+@dataclass
+class OffsetView:
+    """PE(p + k) = M_k · PE(p) checked for each of KINDS, and the corner of the sinusoidal M_k."""
+
+    k: int
+    checks: dict[str, OffsetCheck]  # one per KINDS
+    corner: np.ndarray  # (c, c) the top-left corner of the sinusoidal M_k
+
+
+def offset_view(length: int, d_model: int, k: int) -> OffsetView:
+    checks = {kind: offset_check(kind, length, d_model, k) for kind in KINDS}
+    c = min(DEFAULTS.corner, int(d_model))
+    return OffsetView(int(k), checks, checks["sinusoidal"].matrix[:c, :c])
+
+
+@dataclass
+class SineOnlyView:
+    """Both encodings and how well each tells its positions apart."""
+
+    encodings: dict[str, np.ndarray]  # kind -> (N, d)
+    reports: dict[str, DistanceReport]  # kind -> distances
+
+
+def sine_only_view(length: int, d_model: int) -> SineOnlyView:
+    pe = {kind: encoding(kind, length, d_model) for kind in KINDS}
+    return SineOnlyView(pe, {kind: distances(m) for kind, m in pe.items()})
+
+
+@dataclass
+class LearnedView:
+    """A model's learned position table, its PCA path and the cosine similarity of its rows."""
+
+    model_id: str
+    name: str  # the table's module, e.g. "transformer.wpe"
+    total_positions: int  # rows in the full table
+    shown: int  # rows shown (the first ones)
+    width: int  # the model's d_model
+    table: np.ndarray  # (shown, width)
+    coords: np.ndarray  # (shown, 2) positions on the first two principal axes
+    ratios: np.ndarray  # (2,) share of the variance on each axis
+    sim: np.ndarray  # (shown, shown) cosine similarity between positions
+    stats: DiagonalStats
+
+
+def learned_view(model_id: str, length: int | None = None) -> LearnedView:
+    lt = learned_table(model_id, length)
+    coords, ratios = pca_path(lt.table)
+    sim = similarity(lt.table, "cosine")
+    return LearnedView(lt.model_id, lt.name, lt.total_positions, *lt.table.shape, lt.table, coords,
+                       ratios, sim, diagonal_stats(sim))

@@ -5,7 +5,8 @@ RoPE does not add anything to a token's vector: it turns each pair of query/key 
 on the key leaves their dot product depending on n - m only, so attention scores see relative
 offsets. This module rotates vectors (interleaved pairs, as in the RoFormer paper), traces one
 pair as it turns with position, and measures how far q·k drifts across absolute positions for a
-fixed offset — next to the additive sinusoidal encoding, where it does drift.
+fixed offset — next to the additive sinusoidal encoding, where it does drift (`rotary_view`, one
+result for the page's panel), and measures the same on a real model's own q and k (`measure`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmdemo.core.errors import UserError
-from lmdemo.lab.positional import LIMITS, check_sizes, frequencies, sinusoidal
+from lmdemo.lab.positional import LIMITS as ENCODING_LIMITS
+from lmdemo.lab.positional import check_sizes, frequencies, sinusoidal
 
 
-def angles(length: int, d_model: int, base: float = LIMITS.base) -> np.ndarray:
+def angles(length: int, d_model: int, base: float = ENCODING_LIMITS.base) -> np.ndarray:
     """pos·θ_i for every position and pair: (length, d/2)."""
     length, d_model = check_sizes(length, d_model)
     return np.arange(length, dtype=np.float64)[:, None] * frequencies(d_model, base)
@@ -43,7 +45,7 @@ def _pair_slices(d: int, layout: str) -> tuple[slice, slice]:
     raise UserError(f"Unknown rotary layout {layout!r}: use one of {', '.join(LAYOUTS)}.")
 
 
-def rotate(x: np.ndarray, positions: np.ndarray, base: float = LIMITS.base,
+def rotate(x: np.ndarray, positions: np.ndarray, base: float = ENCODING_LIMITS.base,
            layout: str = "interleaved") -> np.ndarray:
     """Rotate each row x[t] by its position: (T, d) -> (T, d). Pair i is (x_2i, x_2i+1) in the
     "interleaved" layout, (x_i, x_{i+d/2}) in the "half" layout of transformers' rotate_half."""
@@ -115,11 +117,42 @@ def relative_check(length: int, d_model: int, seed: int = 0) -> RelativeCheck:
     return RelativeCheck(scores, additive, by_offset, deviation, add_dev)
 
 
+@dataclass
+class RotaryView:
+    """The page's rotary panel: one pair turning with position, and the relative check."""
+
+    pair: int
+    theta: float  # radians per position of that pair
+    path: np.ndarray  # (steps, 2) where the pair (1, 0) ends up at each position
+    check: RelativeCheck
+
+
+def rotary_view(length: int, d_model: int, pair: int, steps: int) -> RotaryView:
+    path = pair_path(steps, d_model, int(pair))  # validates the sizes and the pair
+    return RotaryView(int(pair), float(frequencies(d_model)[int(pair)]), path,
+                      relative_check(length, d_model))
+
+
 # ------------------------------------------------------------------------- on a real model
 
-REAL_MODEL = "smollm2"  # the rotary model the page and the CLI measure by default
-MAX_TOKENS = 128  # longest text read (the attention check is T x T)
-MAX_GRID = 512  # most positions m, n of the (m, n) grid
+@dataclass(frozen=True)
+class Limits:
+    """Sizes the rotary services accept, and what the page starts from."""
+
+    real_model: str = "smollm2"  # the rotary model the page and the CLI measure by default
+    max_tokens: int = 128  # longest text read (the attention check is T x T)
+    max_grid: int = 512  # most positions m, n of the (m, n) grid
+    page_grid: int = 256  # most positions m, n the page's slider offers
+    grid: int = 64  # positions m, n measured at first
+    steps: int = 16  # positions drawn for one turning pair at first
+    max_steps: int = 64  # most positions drawn for one turning pair
+    max_index: int = 63  # largest layer/head a page's number box takes (the model checks its own)
+
+
+LIMITS = Limits()
+REAL_MODEL = LIMITS.real_model
+MAX_TOKENS = LIMITS.max_tokens
+MAX_GRID = LIMITS.max_grid
 
 
 def real_model_ready() -> bool:

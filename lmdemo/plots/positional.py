@@ -2,19 +2,37 @@
 
 Heatmaps of encodings and similarity matrices, waves of selected dimensions, the error of the
 relative-offset rotation, nearest-neighbour distances, the PCA path of a learned table, a rotary
-pair turning with position, RoPE measured on a real model (`rotary_model_charts`), and the
-before/after charts of the position ablation (`ablation_charts`). No torch.
+pair turning with position, RoPE measured on a real model, and the before/after charts of the
+position ablation. Each panel of the page has one `*_charts(view)` builder returning `Chart`s
+(figure, export name, CSV columns, and how much a big heatmap was thinned), and the tables it
+shows come from `corner_table` and `closest_pairs_table`. No torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from lmdemo.lab.positional import thin
+
 _MARGIN = {"l": 60, "r": 20, "t": 50, "b": 50}
+_SIMILARITY = {"zmid": None, "colorscale": "Viridis"}  # heatmaps of non-negative-centred scores
+
+
+@dataclass
+class Chart:
+    """One figure of the page with what its exports need."""
+
+    fig: go.Figure
+    name: str  # the export's file name (and the widget key)
+    data: object = None  # the CSV columns: a DataFrame, a list of rows or a dict of columns
+    step: int = 1  # a heatmap thinned to every step-th row and column (1: drawn in full)
+    shape: tuple[int, int] = (0, 0)  # the full matrix's rows and columns
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 420) -> go.Figure:
@@ -132,22 +150,22 @@ def wavelengths(freqs: np.ndarray, theta: float) -> go.Figure:
                    "positions per full turn", 340)
 
 
-def rotary_model_charts(r) -> list[tuple[go.Figure, str, dict]]:
-    """The charts of `lmdemo.lab.rotary.ModelRotary`: (figure, export name, CSV columns) each."""
+def rotary_model_charts(r) -> list[Chart]:
+    """The charts of `lmdemo.lab.rotary.ModelRotary`."""
     tag = f"{r.model_id}-L{r.layer}H{r.head}"
     q_tok, k_tok = r.tokens[r.query_index], r.tokens[r.key_index]
     n = r.scores.shape[0]
     return [
-        (wavelengths(r.frequencies, r.theta), f"rope-wavelengths-{r.model_id}",
-         {"pair": np.arange(len(r.frequencies)), "radians_per_position": r.frequencies,
-          "wavelength": r.wavelengths}),
-        (rotary_offsets(r.offsets, r.deviation, r.additive_deviation,
-                        f"q·k/√d of {q_tok!s} → {k_tok!s}: change over absolute positions"),
-         f"rope-deviation-{tag}", {"offset": r.offsets, "score": r.by_offset,
-                                   "rope": r.deviation, "additive": r.additive_deviation}),
-        (heatmap(r.scores, f"Layer {r.layer} head {r.head}: q·k/√d with q at m (rows), k at n",
-                 "key position n", "query position m", zmid=None, colorscale="Viridis"),
-         f"rope-scores-{tag}", {f"n={j}": r.scores[:, j] for j in range(n)}),
+        Chart(wavelengths(r.frequencies, r.theta), f"rope-wavelengths-{r.model_id}",
+              {"pair": np.arange(len(r.frequencies)), "radians_per_position": r.frequencies,
+               "wavelength": r.wavelengths}),
+        Chart(rotary_offsets(r.offsets, r.deviation, r.additive_deviation,
+                             f"q·k/√d of {q_tok!s} → {k_tok!s}: change over absolute positions"),
+              f"rope-deviation-{tag}", {"offset": r.offsets, "score": r.by_offset,
+                                        "rope": r.deviation, "additive": r.additive_deviation}),
+        Chart(heatmap(r.scores, f"Layer {r.layer} head {r.head}: q·k/√d with q at m (rows), k at n",
+                      "key position n", "query position m", **_SIMILARITY),
+              f"rope-scores-{tag}", {f"n={j}": r.scores[:, j] for j in range(n)}),
     ]
 
 
@@ -183,16 +201,99 @@ def kl_chart(tokens: list[str], kl: list[float]) -> go.Figure:
     return _layout(fig, "KL divergence at each position (nats)", "token", "KL", 320)
 
 
-def ablation_charts(r) -> list[tuple[go.Figure, str, object]]:
-    """The charts of `lmdemo.lab.position_ablation.AblationResult`: (figure, name, CSV data) each."""
+def ablation_charts(r) -> list[Chart]:
+    """The charts of `lmdemo.lab.position_ablation.AblationResult`."""
     rows = [{"rank": i + 1, "before": b[0], "p_before": b[1], "after": a[0], "p_after": a[1]}
             for i, (b, a) in enumerate(zip(r.top_before, r.top_after, strict=True))]
     return [
-        (top_tokens(r.top_before, r.top_after), f"ablation-top-{r.mode}", rows),
-        (kl_chart(r.tokens, r.kl_per_position), f"ablation-kl-{r.mode}",
-         {"token": r.tokens, "position_id": r.position_ids, "kl": r.kl_per_position}),
-        (attention_pair(r.attention_before, r.attention_after, r.tokens,
-                        f"Attention, layer {r.layer} head {r.head}"),
-         f"ablation-attention-{r.mode}",
-         {"before": r.attention_before.ravel(), "after": r.attention_after.ravel()}),
+        Chart(top_tokens(r.top_before, r.top_after), f"ablation-top-{r.mode}", rows),
+        Chart(kl_chart(r.tokens, r.kl_per_position), f"ablation-kl-{r.mode}",
+              {"token": r.tokens, "position_id": r.position_ids, "kl": r.kl_per_position}),
+        Chart(attention_pair(r.attention_before, r.attention_after, r.tokens,
+                             f"Attention, layer {r.layer} head {r.head}"),
+              f"ablation-attention-{r.mode}",
+              {"before": r.attention_before.ravel(), "after": r.attention_after.ravel()}),
+    ]
+
+
+# ------------------------------------------------------------------ one builder per page panel
+
+def heatmap_chart(matrix: np.ndarray, name: str, title: str, x: str = "dimension",
+                  y: str = "position", **kw) -> Chart:
+    """A heatmap thinned when too big for a browser, with its shown cells as the CSV."""
+    matrix = np.asarray(matrix)
+    shown, step = thin(matrix)
+    return Chart(heatmap(shown, title, x, y, **kw), name, pd.DataFrame(shown), step,
+                 (int(matrix.shape[0]), int(matrix.shape[1])))
+
+
+def sinusoidal_charts(v) -> list[Chart]:
+    """`lmdemo.lab.positional.SinusoidalView`: the encoding as a heatmap."""
+    n, d = v.pe.shape
+    return [heatmap_chart(v.pe, "sinusoidal-encoding", f"Sinusoidal encoding, {n} positions × {d}")]
+
+
+def wave_charts(v, dims: Sequence[int]) -> list[Chart]:
+    """`SinusoidalView`: the chosen dimensions (those that exist) as waves over position."""
+    dims = [int(i) for i in dims if 0 <= int(i) < v.pe.shape[1]]
+    return [Chart(waves(v.pe, dims, "Selected dimensions over position"), "sinusoidal-waves",
+                  pd.DataFrame({f"dim {i}": v.pe[:, i] for i in dims}))]
+
+
+def similarity_charts(v) -> list[Chart]:
+    """`SimilarityView`: the matrix, then the mean and spread along each diagonal."""
+    tag = f"{v.kind}-{v.metric}"
+    return [heatmap_chart(v.sim, f"similarity-{tag}", f"{v.metric} similarity, {v.kind}",
+                          "position", "position", **_SIMILARITY),
+            Chart(diagonal_chart(v.stats.offsets, v.stats.mean, v.stats.spread,
+                                 "Similarity by distance"), f"diagonals-{tag}", v.stats.rows())]
+
+
+def offset_charts(v) -> list[Chart]:
+    """`OffsetView`: the error at every position, one curve per encoding."""
+    errors = {kind: c.errors for kind, c in v.checks.items()}
+    return [Chart(offset_errors(errors, v.k), f"offset-errors-k{v.k}", errors)]
+
+
+def corner_table(v) -> pd.DataFrame:
+    """`OffsetView`: the top-left corner of M_k, rounded for reading."""
+    return pd.DataFrame(v.corner).round(4)
+
+
+def sine_only_charts(v) -> list[Chart]:
+    """`SineOnlyView`: the sine-only encoding, then each position's nearest-neighbour distance."""
+    near = {kind: r.nearest for kind, r in v.reports.items()}
+    return [heatmap_chart(v.encodings["sine-only"], "sine-only-encoding", "Sine-only encoding"),
+            Chart(nearest_chart(near), "nearest-neighbour-distance", near)]
+
+
+def closest_pairs_table(v, kind: str = "sine-only") -> pd.DataFrame:
+    """`SineOnlyView`: the closest pairs of positions under one encoding."""
+    return pd.DataFrame(v.reports[kind].closest_pairs,
+                        columns=["position p", "position q", "distance"])
+
+
+def learned_charts(v) -> list[Chart]:
+    """`LearnedView`: the table, its PCA path, and the cosine similarity of its rows."""
+    tag, coords = v.model_id, v.coords
+    return [
+        heatmap_chart(v.table, f"learned-{tag}", f"Learned position table of {tag}", robust=True),
+        Chart(pca_path(coords, v.ratios, "Positions on their first two principal axes"),
+              f"pca-{tag}", {"position": range(len(coords)), "pc1": coords[:, 0],
+                             "pc2": coords[:, 1]}),
+        heatmap_chart(v.sim, f"learned-similarity-{tag}", "Cosine similarity between positions",
+                      "position", "position", **_SIMILARITY),
+    ]
+
+
+def rotary_charts(v) -> list[Chart]:
+    """`lmdemo.lab.rotary.RotaryView`: the turning pair, then q·k per offset and at every (m, n)."""
+    rc = v.check
+    return [
+        Chart(rotary_pair(v.path, v.pair, v.theta), f"rope-pair-{v.pair}",
+              {"position": range(len(v.path)), "x_even": v.path[:, 0], "x_odd": v.path[:, 1]}),
+        Chart(rotary_offsets(rc.offsets, rc.deviation, rc.additive_deviation), "rope-deviation",
+              {"offset": rc.offsets, "rope": rc.deviation, "additive": rc.additive_deviation}),
+        heatmap_chart(rc.scores, "rope-scores", "q·k with q at position m (rows), k at n (columns)",
+                      "key position n", "query position m", **_SIMILARITY),
     ]

@@ -123,3 +123,40 @@ def test_ablation_defaults_to_smollm2_when_fetched_and_learned_tab_explains_rope
     assert float(next(m.value for m in at.metric if m.label.startswith("KL")).split()[0]) > 1
     at = run(tab="Learned", model="smollm2")
     assert not at.exception and any("rotary" in e.value for e in at.error)
+
+
+def test_every_input_is_restored_from_the_url():
+    at = run(tab="Sinusoidal", d="16", n="40", dims=["2", "5"])
+    assert not at.exception and not at.error
+    assert at.multiselect(key="dims").value == [2, 5]
+    assert any("dims 14, 15" in c.value for c in at.caption)  # the slowest pair at d = 16
+    at = run(tab="Similarity", d="16", n="40", sim_kind="sine-only", metric="cosine")
+    assert (at.radio(key="sim_kind").value, at.radio(key="metric").value) == ("sine-only",
+                                                                              "cosine")
+    at = run(tab="Relative offset", d="16", n="40", k="7")
+    assert at.slider(key="k").value == 7 and any("M_7" in c.value for c in at.caption)
+    at = run(tab="Rotary (RoPE)", d="16", n="40", pair="3", steps="10")
+    assert (at.slider(key="pair").value, at.slider(key="steps").value) == (3, 10)
+    assert not at.exception and not at.error
+
+
+def test_a_range_of_one_value_is_text_and_big_heatmaps_are_thinned():
+    at = run(tab="Relative offset", d="2", n="2")
+    assert any("Offset k: 1 (the only choice" in c.value for c in at.caption)
+    at = run(tab="Sinusoidal", d="1024", n="2048")
+    assert not at.exception and not at.error
+    assert any(c.value.startswith("Showing every 3th row") for c in at.caption)
+
+
+def test_the_page_holds_no_words():
+    """Every sentence, label and formula comes from pages/text/en/positional.md."""
+    import ast
+
+    from tests.helpers import ROOT
+
+    tree = ast.parse((ROOT / PAGE).read_text(encoding="utf-8"))
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree) if isinstance(
+        n, ast.Module | ast.FunctionDef) and ast.get_docstring(n)}
+    prose = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+             and isinstance(n.value, str) and " " in n.value and id(n) not in docstrings]
+    assert not prose, prose

@@ -250,3 +250,72 @@ def test_cli_prints_the_matrix(capsys):
 def test_cli_bad_input_exits_2_with_a_message(capsys, argv):
     code, out, err = run_cli(capsys, *argv, "--json")
     assert code == 2 and out == "" and err.startswith("error: ") and "Traceback" not in err
+
+
+# ------------------------------------------------------------ one result per panel of the page
+
+def test_panel_views_hold_the_same_numbers_as_the_services():
+    v = pos.sinusoidal_view(40, 16)
+    np.testing.assert_array_equal(v.pe, pos.sinusoidal(40, 16))
+    assert v.wavelengths[0] == pytest.approx(2 * math.pi)
+    assert v.wavelengths[-1] == pytest.approx(2 * math.pi * 10000 ** (14 / 16))
+    s = pos.similarity_view("sine-only", "cosine", 30, 8)
+    np.testing.assert_array_equal(s.sim, pos.similarity(pos.sine_only(30, 8), "cosine"))
+    assert s.stats.max_spread == pos.diagonal_stats(s.sim).max_spread
+    o = pos.offset_view(40, 16, 3)
+    assert set(o.checks) == set(pos.KINDS) and o.k == 3
+    np.testing.assert_array_equal(o.corner, pos.rotation(3, 16)[:6, :6])
+    assert pos.offset_view(5, 2, 1).corner.shape == (2, 2)  # narrower than the corner
+    d = pos.sine_only_view(30, 8)
+    assert d.reports["sine-only"].min_distance == pos.distances(pos.sine_only(30, 8)).min_distance
+    assert pos.wave_dims(64) == [0, 1, 6, 7] and pos.wave_dims(4) == [0, 1]
+
+
+def test_learned_view_of_minilm():
+    v = pos.learned_view("minilm", 20)
+    assert (v.model_id, v.shown, v.width) == ("minilm", 20, 384) and v.total_positions == 512
+    assert v.coords.shape == (20, 2) and v.sim.shape == (20, 20)
+    np.testing.assert_array_equal(v.table, pos.learned_table("minilm", 20).table)
+
+
+def test_rotary_view_combines_the_pair_and_the_relative_check():
+    v = rotary.rotary_view(30, 8, 1, 10)
+    np.testing.assert_array_equal(v.path, rotary.pair_path(10, 8, 1))
+    assert v.theta == pytest.approx(1 / 10000 ** (2 / 8))
+    assert v.check.max_deviation == rotary.relative_check(30, 8).max_deviation
+    with pytest.raises(UserError, match="pair"):
+        rotary.rotary_view(30, 8, 4, 10)
+
+
+def test_page_charts_are_named_and_thinned():
+    from lmdemo.plots import positional as plots
+
+    big = pos.sinusoidal_view(pos.LIMITS.max_length, pos.LIMITS.max_d_model)
+    (heat,) = plots.sinusoidal_charts(big)
+    assert heat.name == "sinusoidal-encoding" and heat.step > 1
+    assert heat.shape == (pos.LIMITS.max_length, pos.LIMITS.max_d_model)
+    assert heat.data.size <= pos.LIMITS.max_cells
+    small = pos.sinusoidal_view(10, 8)
+    assert plots.sinusoidal_charts(small)[0].step == 1
+    (wave,) = plots.wave_charts(small, [0, 3, 99])  # a dimension that does not exist is left out
+    assert list(wave.data.columns) == ["dim 0", "dim 3"]
+    names = [c.name for c in plots.similarity_charts(pos.similarity_view("sinusoidal", "dot", 9,
+                                                                         4))]
+    assert names == ["similarity-sinusoidal-dot", "diagonals-sinusoidal-dot"]
+    o = pos.offset_view(20, 8, 2)
+    assert plots.offset_charts(o)[0].name == "offset-errors-k2"
+    assert plots.corner_table(o).shape == (6, 6)
+    table = plots.closest_pairs_table(pos.sine_only_view(20, 8))
+    assert list(table.columns) == ["position p", "position q", "distance"] and len(table) == 10
+    assert [c.name for c in plots.rotary_charts(rotary.rotary_view(12, 8, 0, 5))] == [
+        "rope-pair-0", "rope-deviation", "rope-scores"]
+
+
+def test_ablation_default_model_follows_the_rotary_model():
+    from lmdemo.lab import position_ablation as abl
+
+    assert abl.default_model() == (rotary.REAL_MODEL if rotary.real_model_ready()
+                                   else abl.LIMITS.fallback_model)
+    if pos.installed("tiny-gpt") or rotary.real_model_ready():
+        assert abl.any_model_installed()
+    assert not pos.installed("no-such-model")

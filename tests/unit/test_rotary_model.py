@@ -125,6 +125,22 @@ def test_ablation_changes_a_rotary_models_distribution():
     assert np.abs(r.attention_after - r.attention_before).max() > 0  # the angles changed
 
 
+def test_the_pages_charts_of_a_measurement_and_an_ablation(llama):
+    from lmdemo.lab.position_ablation import ablate_model
+    from lmdemo.plots import positional as plots
+
+    model, tok = llama
+    r = rotary.measure_model(model, tok, TEXT, layer=1, head=2, start=0, length=12,
+                             model_id="tiny")
+    charts = plots.rotary_model_charts(r)
+    assert [c.name for c in charts] == ["rope-wavelengths-tiny", "rope-deviation-tiny-L1H2",
+                                        "rope-scores-tiny-L1H2"]
+    assert all(c.step == 1 and c.data for c in charts)
+    a = ablate_model(model, tok, TEXT, "reverse", layer=1, head=0, start=0)
+    assert [c.name for c in plots.ablation_charts(a)] == [
+        "ablation-top-reverse", "ablation-kl-reverse", "ablation-attention-reverse"]
+
+
 def test_learned_table_on_a_rotary_model_is_a_user_error(llama):
     with pytest.raises(UserError, match="rotary"):
         pos.position_table(llama[0])
