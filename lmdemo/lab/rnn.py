@@ -7,8 +7,11 @@ hand-run recurrence). `gradient_norms(model_ids, text)` measures with autograd h
 of the last token depends on the hidden state at each earlier step, ‖∂loss_T/∂h_t‖, for RNN, LSTM
 and GRU, with the path length (steps between t and T) that the gradient has to travel; attention's
 path is always one step. `timing(model_id, text)` times the same input both ways: T dependent
-recurrent steps against one parallel attention product softmax(QKᵀ/√d)·V. Results are plain
-dataclasses and numpy arrays.
+recurrent steps against one parallel attention product softmax(QKᵀ/√d)·V. `path_length(text)`
+counts the steps between the first and the last token. `recurrence_steps(model_id, text)` keeps
+every step's parts at once, so a page can move through the steps without recomputing; small
+helpers (`installed`, `recurrent_models`) answer what a page asks before it computes.
+Results are plain dataclasses and numpy arrays.
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ import numpy as np
 from lmdemo.core.errors import UserError
 
 KINDS = ("recurrent-lm",)
+RNN_MODEL = "tiny-rnn"  # the vanilla tanh RNN whose steps are recomputed by hand
+GRADIENT_MODELS = ("tiny-rnn", "tiny-lstm", "tiny-gru")  # compared by default
 MAX_TOKENS = 128  # longest text the lab reads (gradients are taken step by step)
 TIMING_LENGTHS = (16, 64, 256, 1024)  # sequence lengths of the scaling curve
+MATCH_TOLERANCE = 1e-4  # a hand computation within this of the model reproduces it
+STEP_PARTS = ("unit", "wx", "uh", "b", "pre", "h_manual", "h_model")  # columns of step_table
 
 
 @dataclass
@@ -49,6 +56,52 @@ class RecurrenceResult:
     truncated: bool = False
     message: str = ""
 
+    @property
+    def reproduced(self) -> bool:
+        """The hand computation equals the model's state up to floating-point rounding."""
+        return max(self.step_error, self.run_error) < MATCH_TOLERANCE
+
+    def step_table(self, units: int) -> dict[str, np.ndarray]:
+        """The parts of this step for the first `units` hidden units, keyed as STEP_PARTS."""
+        n = min(units, len(self.pre))
+        return {"unit": np.arange(n), "wx": self.wx[:n], "uh": self.uh[:n], "b": self.b[:n],
+                "pre": self.pre[:n], "h_manual": self.h_manual[:n], "h_model": self.h_model[:n]}
+
+
+@dataclass
+class RecurrenceSteps:
+    """Every step of a vanilla RNN on a text with its parts, so one step can be shown at a time."""
+
+    model_id: str
+    tokens: list[str]  # T tokens (the first is the start token)
+    hidden: np.ndarray  # (T, H) the model's top-layer hidden state at every step
+    inputs: np.ndarray  # (T, E) each step's input to the top layer
+    wx: np.ndarray  # (T, H) W·x_t
+    uh: np.ndarray  # (T, H) U·h_{t−1} (h_{−1} = 0)
+    b: np.ndarray  # (H,) b = b_ih + b_hh
+    pre: np.ndarray  # (T, H) W·x_t + U·h_{t−1} + b
+    h_manual: np.ndarray  # (T, H) tanh(pre)
+    run_error: float  # max over every step of |hand-run recurrence − model|
+    w_shape: tuple[int, int]
+    u_shape: tuple[int, int]
+    truncated: bool = False
+    message: str = ""
+
+    def at(self, step: int | None = None) -> RecurrenceResult:
+        """Step `step` (the last when None) recomputed by hand, as a RecurrenceResult."""
+        T = len(self.tokens)
+        t = T - 1 if step is None else int(step)
+        if not 0 <= t < T:
+            raise UserError(f"Step {t} does not exist: the text has {T} steps (0..{T - 1}).")
+        h_prev = self.hidden[t - 1] if t > 0 else np.zeros_like(self.hidden[0])
+        return RecurrenceResult(
+            model_id=self.model_id, tokens=self.tokens, hidden=self.hidden, step=t,
+            x=self.inputs[t], h_prev=h_prev, wx=self.wx[t], uh=self.uh[t], b=self.b,
+            pre=self.pre[t], h_manual=self.h_manual[t], h_model=self.hidden[t],
+            step_error=float(np.abs(self.h_manual[t] - self.hidden[t]).max()),
+            run_error=self.run_error, w_shape=self.w_shape, u_shape=self.u_shape,
+            truncated=self.truncated, message=self.message)
+
 
 @dataclass
 class GradientResult:
@@ -62,6 +115,10 @@ class GradientResult:
     loss: list[float]  # the loss (nats) of the last token under each model
     truncated: bool = False
     message: str = ""
+
+    def decay(self) -> list[float]:
+        """Per model: the gradient norm at the first token divided by that at the last step."""
+        return [float(row[0] / row[-1]) if row[-1] > 0 else float("nan") for row in self.norms]
 
     def rows(self) -> list[dict]:
         out = []
@@ -84,6 +141,11 @@ class TimingResult:
     attention_s: list[float]  # softmax(QKᵀ/√d)·V with a causal mask: one batch of matrix products
     hidden_size: int
     repeats: int
+
+    def speedups(self) -> list[float]:
+        """Per length: the recurrent loop's time divided by attention's (> 1: attention is
+        faster)."""
+        return [a / c for a, c in zip(self.loop_s, self.attention_s, strict=True)]
 
     def rows(self) -> list[dict]:
         return [{"tokens": n, "sequential_steps": n, "parallel_steps": 1,
@@ -127,8 +189,8 @@ def _rnn_weights(rnn, layer: int):
     return w, u, bias
 
 
-def recurrence_of(loaded, text: str, step: int | None = None) -> RecurrenceResult:
-    """Hidden states of a loaded vanilla RNN on `text`, and step `step` recomputed by hand."""
+def steps_of(loaded, text: str) -> RecurrenceSteps:
+    """Hidden states of a loaded vanilla RNN on `text`, and every step recomputed by hand."""
     import torch
 
     model = loaded.model
@@ -150,27 +212,33 @@ def recurrence_of(loaded, text: str, step: int | None = None) -> RecurrenceResul
                 hs.append(h)
             layer_in, inputs = inputs, torch.stack(hs)  # (T, H)
         run_error = float((inputs - states).abs().max())
-        T = states.shape[0]
-        t = T - 1 if step is None else int(step)
-        if not 0 <= t < T:
-            raise UserError(f"Step {t} does not exist: the text has {T} steps (0..{T - 1}).")
-        h_prev = states[t - 1] if t > 0 else torch.zeros_like(states[0])  # (H,)
-        wx, uh = w @ layer_in[t], u @ h_prev  # (H,), (H,)
-        pre = wx + uh + b  # (H,)
-        h_manual = torch.tanh(pre)  # (H,)
+        h_prev = torch.cat([torch.zeros_like(states[:1]), states[:-1]])  # (T, H): h_{t−1}
+        wx = torch.stack([w @ x_t for x_t in layer_in])  # (T, H), each as the step computes it
+        uh = torch.stack([u @ h_t for h_t in h_prev])  # (T, H)
+        pre = wx + uh + b  # (T, H)
+        h_manual = torch.tanh(pre)  # (T, H)
     np_ = lambda a: a.detach().cpu().numpy().astype(np.float32)  # noqa: E731
-    return RecurrenceResult(
-        model_id=loaded.spec.id, tokens=_tokens(loaded, ids), hidden=np_(states), step=t,
-        x=np_(layer_in[t]), h_prev=np_(h_prev), wx=np_(wx), uh=np_(uh), b=np_(b), pre=np_(pre),
-        h_manual=np_(h_manual), h_model=np_(states[t]),
-        step_error=float((h_manual - states[t]).abs().max()), run_error=run_error,
-        w_shape=tuple(w.shape), u_shape=tuple(u.shape), truncated=truncated, message=message)
+    return RecurrenceSteps(
+        model_id=loaded.spec.id, tokens=_tokens(loaded, ids), hidden=np_(states),
+        inputs=np_(layer_in), wx=np_(wx), uh=np_(uh), b=np_(b), pre=np_(pre),
+        h_manual=np_(h_manual), run_error=run_error, w_shape=tuple(w.shape),
+        u_shape=tuple(u.shape), truncated=truncated, message=message)
+
+
+def recurrence_of(loaded, text: str, step: int | None = None) -> RecurrenceResult:
+    """Hidden states of a loaded vanilla RNN on `text`, and step `step` recomputed by hand."""
+    return steps_of(loaded, text).at(step)
+
+
+def recurrence_steps(model_id: str, text: str) -> RecurrenceSteps:
+    """Every step of the RNN `model_id` on `text`; `.at(step)` is one step recomputed by hand."""
+    from lmdemo.core.models import load
+
+    return steps_of(load(model_id, kinds=KINDS), text)
 
 
 def recurrence(model_id: str, text: str, step: int | None = None) -> RecurrenceResult:
-    from lmdemo.core.models import load
-
-    return recurrence_of(load(model_id, kinds=KINDS), text, step)
+    return recurrence_steps(model_id, text).at(step)
 
 
 def _state_h(hidden):
@@ -296,3 +364,46 @@ def timing(model_id: str, text: str, lengths: tuple[int, ...] = TIMING_LENGTHS) 
     if getattr(loaded.model.config, "arch", None) != "rnn":
         raise UserError(f"{model_id!r} is not a vanilla tanh RNN; pick tiny-rnn.")
     return timing_of(loaded, text, lengths)
+
+
+@dataclass(frozen=True)
+class PathResult:
+    """Operations between two tokens: T − t for an RNN, one for attention."""
+
+    n_tokens: int  # tokens read (with the start token), at most MAX_TOKENS
+
+    @property
+    def distances(self) -> list[int]:
+        return list(range(1, max(2, self.n_tokens)))
+
+    def rows(self) -> list[dict]:
+        return [{"distance": d, "rnn_steps": d, "attention_steps": 1} for d in self.distances]
+
+
+def path_length(text: str) -> PathResult:
+    """How many tokens the lab reads of `text` (the first recurrent model's tokenizer)."""
+    from lmdemo.core.models import load
+    from lmdemo.core.registry import specs_of_kind
+
+    specs = specs_of_kind(*KINDS)
+    if not specs:
+        raise UserError("No recurrent model is installed.")
+    tokenizer = load(specs[0].id, kinds=KINDS).tokenizer
+    return PathResult(min(len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1,
+                          MAX_TOKENS))
+
+
+def installed(model_id: str = RNN_MODEL) -> bool:
+    """Whether the weights of `model_id` are on this machine."""
+    from lmdemo.core.registry import get_spec, is_available
+
+    return is_available(get_spec(model_id))
+
+
+def recurrent_models() -> tuple[list[str], list[str]]:
+    """The recurrent models that can be used, and those compared by default."""
+    from lmdemo.core.registry import specs_of_kind
+
+    options = [s.id for s in specs_of_kind(*KINDS)]
+    return options, [m for m in GRADIENT_MODELS if m in options] or options[:1]
+

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from lmdemo.plots.next_word import _labels
+from lmdemo.plots.common import category_labels
 
 ARCH_COLORS = {"rnn": "#c62828", "lstm": "#1f4e99", "gru": "#2e7d32"}
 DIGITS = 4
@@ -18,7 +18,7 @@ def hidden_heatmap(tokens: list[str], hidden: np.ndarray, step: int | None = Non
                    max_units: int = 128) -> go.Figure:
     """Hidden state h_t (one row per step) over the first `max_units` units, −1 blue to +1 red."""
     z = np.round(np.asarray(hidden, dtype=np.float64)[:, :max_units], DIGITS)  # (T, ≤max_units)
-    labels = [f"{t}: {s}" for t, s in enumerate(_labels(tokens))]
+    labels = [f"{t}: {s}" for t, s in enumerate(category_labels(tokens))]
     fig = go.Figure(go.Heatmap(
         z=z, y=labels, x=list(range(z.shape[1])), colorscale="RdBu_r", zmin=-1, zmax=1,
         colorbar={"title": {"text": "h"}, "thickness": 12},

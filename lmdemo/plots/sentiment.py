@@ -73,6 +73,12 @@ def attribution_figure(tokens: list[str], attribution, cls_attention, label: str
     return fig
 
 
+def explanation_figure(ex) -> go.Figure:
+    """`attribution_figure` of an Explanation (tokens, attribution, cls_attention, prediction)."""
+    return attribution_figure(ex.tokens, ex.attribution, ex.cls_attention, ex.prediction.label,
+                              ex.method)
+
+
 def probs_figure(probs: dict) -> go.Figure:
     """Both class probabilities as horizontal bars."""
     names = ["negative", "positive"]

@@ -7,11 +7,16 @@ averaged with the trapezoid rule and multiplied by the input minus the baseline)
 gradient × input — beside the attention that [CLS] pays to each token in the last layer, for
 comparison. `evaluate` scores a classifier on labelled reviews. A model is a registry id
 (`sentiment-minilm`, `run:<name>`); the command line may also pass a run folder path.
+
+The last part answers what the Sentiment page asks, one call per panel: the choices of the
+fine-tuning form (`train_form`), an uploaded training file's columns and reviews, starting a run
+(`start_run`), the jobs and one run's progress (`jobs_view`), soups, and the classifiers to compare.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -20,11 +25,16 @@ import numpy as np
 from lmdemo.core.config import settings
 from lmdemo.core.errors import UserError
 from lmdemo.training.metrics import Metrics, binary_metrics
-from lmdemo.training.reviews import Reviews
+from lmdemo.training.reviews import FORMATS, Reviews
 
 LABEL_NAMES = ("negative", "positive")
 METHODS = ("integrated-gradients", "gradient-x-input")
 DEFAULT_MODEL = "sentiment-minilm"
+SPLITS = ("test", "validation")  # shipped splits a classifier is evaluated on
+UPLOAD_TYPES = FORMATS  # file types a review upload may have
+RUN_NAME_CHARS = 64  # longest run name (lmdemo.core.registry.RUN_NAME)
+JOBS_REFRESH_S = 2.0  # how often a page redraws the jobs while one is queued or running
+SOUP_MIN_RUNS = 2  # a soup averages at least this many runs
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,11 @@ class Explanation:
     method: str
     completeness_gap: float = 0.0  # |sum(IG) - (f(x) - f(baseline))|, small when steps suffice
 
+    def columns(self) -> dict:
+        """token, attribution and cls_attention: the CSV export."""
+        return {"token": self.tokens, "attribution": self.attribution,
+                "cls_attention": self.cls_attention}
+
     def to_json(self) -> dict:
         return {"tokens": self.tokens, "attribution": [float(x) for x in self.attribution],
                 "cls_attention": [float(x) for x in self.cls_attention],
@@ -62,6 +77,17 @@ class Evaluation:
 
     metrics: Metrics
     misclassified: list[dict] = field(default_factory=list)  # text, label, predicted, p_positive
+
+    def scores(self) -> dict:
+        """accuracy, precision, recall, f1 (shares) and reviews (a count), in that order."""
+        m = self.metrics
+        return {"accuracy": m.accuracy, "precision": m.precision, "recall": m.recall,
+                "f1": m.f1, "reviews": m.n}
+
+    def confusion_columns(self) -> dict:
+        """The confusion matrix as columns (rows = the true label): the CSV export."""
+        return {"true": list(LABEL_NAMES), "pred_negative": [r[0] for r in self.metrics.confusion],
+                "pred_positive": [r[1] for r in self.metrics.confusion]}
 
     def to_json(self) -> dict:
         return {**self.metrics.to_json(), "misclassified": self.misclassified}
@@ -259,3 +285,156 @@ def classify_upload(data: bytes, filename: str, model: str = DEFAULT_MODEL,
                 row["true_label"] = ""
         rows.append(row)
     return rows
+
+
+def evaluate_split(split: str, model: str = DEFAULT_MODEL) -> Evaluation:
+    """`evaluate` on a split of the shipped reviews (see SPLITS)."""
+    from lmdemo.training.reviews import shipped
+
+    return evaluate(shipped(split), model)
+
+
+def classifier_choices() -> tuple[list[str], list[str]]:
+    """Every usable classifier, and the two compared by default (the first and the newest)."""
+    from lmdemo.core.registry import specs_of_kind
+
+    ids = [s.id for s in specs_of_kind("classifier")]
+    return ids, ids[:1] + ids[-1:] if len(ids) > 1 else ids
+
+
+def token_required() -> bool:
+    """Whether training on this server needs the training token (LMDEMO_TRAIN_TOKEN)."""
+    return bool(settings().train_token)
+
+
+@dataclass(frozen=True)
+class TrainForm:
+    """What the fine-tuning form offers on this server."""
+
+    sources: list[str]  # "shipped", "upload" and, when it can be loaded, "imdb"
+    bases: list[str]  # embedded encoders to fine-tune
+    hub: bool  # another encoder can be named by its hub id
+    cuda: bool  # bf16 mixed precision can be asked for
+    token: bool  # starting a run needs the training token
+
+
+def train_form() -> TrainForm:
+    """The data sources, base encoders and options the fine-tuning form can offer now."""
+    from lmdemo.core.hub import dataset_available, hub_reachable
+    from lmdemo.core.registry import specs_of_kind
+    from lmdemo.training.finetune import hardware
+    from lmdemo.training.reviews import IMDB_ID
+
+    sources = ["shipped", "upload"] + (["imdb"] if dataset_available(IMDB_ID) else [])
+    return TrainForm(sources, [s.id for s in specs_of_kind("encoder")], hub_reachable(),
+                     hardware().cuda, token_required())
+
+
+@dataclass(frozen=True)
+class UploadColumns:
+    """An uploaded training file's columns, with the text and label columns guessed."""
+
+    names: list[str]
+    text: int  # index in names of the guessed text column
+    label: int  # ... and of the label column
+
+
+def upload_columns(data: bytes, filename: str) -> UploadColumns:
+    from lmdemo.training.reviews import LABEL_COLUMNS, TEXT_COLUMNS, columns, guess_column
+
+    names = columns(data, filename)
+    text = guess_column(names, TEXT_COLUMNS) or names[0]
+    label = guess_column(names, LABEL_COLUMNS) or names[-1]
+    return UploadColumns(names, names.index(text), names.index(label))
+
+
+def training_upload(data: bytes, filename: str, text_col: str, label_col: str) -> Reviews:
+    """The labelled reviews of an uploaded training file (a UserError says what is wrong)."""
+    from lmdemo.training.reviews import parse
+
+    return parse(data, filename, text_col, label_col)
+
+
+def new_run_name() -> str:
+    """A fresh run name from the clock, e.g. run-20250101-120000."""
+    return time.strftime("run-%Y%m%d-%H%M%S")
+
+
+def start_run(name: str, config: dict, data: str, data_jsonl: str | None = None,
+              token: str | None = None):
+    """Queue a fine-tuning run on `data` ("shipped", "imdb" or "upload" with `data_jsonl`)."""
+    from lmdemo.training import jobs
+
+    if data == "upload" and data_jsonl is None:
+        raise UserError("Upload a data file first.")
+    return jobs.submit(name, dict(config, data=data), data_jsonl, token=token)
+
+
+@dataclass
+class RunDetail:
+    """One run as a page follows it."""
+
+    name: str
+    state: str
+    progress: float  # 0..1
+    epoch: int | None
+    eta_s: float | None  # seconds left, while running (else None)
+    error: str  # why it failed or was cancelled, else ""
+    records: list[dict]  # metrics.jsonl: step and epoch records
+    log: str  # the end of its log
+    active: bool  # queued or running (it can be cancelled)
+
+    @property
+    def epochs(self) -> list[dict]:
+        return [r for r in self.records if r.get("event") == "epoch"]
+
+
+@dataclass
+class JobsView:
+    """Every run as a table, and the chosen one in detail."""
+
+    rows: list[dict]  # run, state, base, method, progress, val accuracy
+    names: list[str]
+    live: bool  # a run is queued or running: the view should refresh
+    detail: RunDetail | None  # the chosen run (the first when none or an unknown one is chosen)
+
+
+def jobs_view(chosen: str | None = None) -> JobsView:
+    """The fine-tuning runs, newest state, with `chosen` (or the first) in detail."""
+    from lmdemo.training import jobs
+
+    runs = jobs.list_runs()
+    rows = [{"run": r.name, "state": r.state, "base": r.config.get("base"),
+             "method": r.config.get("method"),
+             "progress": f"{float(r.status.get('progress') or 0):.0%}",
+             "val accuracy": r.status.get("best_val_accuracy")} for r in runs]
+    by_name = {r.name: r for r in runs}
+    run = by_name.get(chosen) or (runs[0] if runs else None)
+    detail = None
+    if run is not None:
+        s = run.status
+        detail = RunDetail(
+            run.name, run.state, min(1.0, float(s.get("progress") or 0)), s.get("epoch"),
+            s.get("eta_s") if run.state == "running" else None,
+            str(s.get("error") or "") if run.state in ("failed", "cancelled")
+            else "", jobs.metrics(run.name), jobs.log_tail(run.name),
+            run.state in ("queued", "running"))
+    return JobsView(rows, list(by_name), any(r.state in ("queued", "running") for r in runs),
+                    detail)
+
+
+def soup_candidates() -> list[str]:
+    """Finished LoRA runs: what a soup can average."""
+    from lmdemo.training import jobs
+
+    return [r.name for r in jobs.list_runs(refresh=False)
+            if r.state == "done" and r.config.get("method") == "lora"]
+
+
+def make_soup(runs: list[str], name: str, token: str | None = None) -> str:
+    """Average finished LoRA runs into a new run (a uniform model soup); its name."""
+    from lmdemo.training import jobs
+    from lmdemo.training.soup import soup_run
+
+    jobs.check_token(token)
+    return soup_run(runs, name.strip()).name

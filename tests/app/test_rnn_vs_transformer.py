@@ -53,3 +53,16 @@ def test_empty_text_is_a_message(zoo):  # noqa: F811
     at = run({"text": ""})
     assert not at.exception and not at.error
     assert any("Type a few words" in i.value for i in at.info)
+
+
+def test_the_page_loads_no_model_and_holds_no_prose():
+    import ast
+
+    from tests.helpers import ROOT
+
+    source = (ROOT / PAGE).read_text(encoding="utf-8")
+    names = [n.module for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)]
+    names += [a.name for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Import)
+              for a in n.names]
+    assert not any(m.startswith(("torch", "lmdemo.core")) for m in names), names
+    assert "tokenizer" not in source and len(source.splitlines()) <= 150

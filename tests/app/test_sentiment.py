@@ -1,5 +1,6 @@
-"""The Sentiment page in AppTest: every tab draws, bad input shows st.error (not an exception),
-a fine-tuning run can be started (and bad hyperparameters start nothing), jobs are listed."""
+"""The Sentiment page in AppTest: every tab draws (only the open one computes), bad input shows
+st.error (not an exception), a fine-tuning run can be started (and bad hyperparameters start
+nothing), jobs are listed, runs are averaged into a soup."""
 
 import pytest
 
@@ -18,25 +19,47 @@ def tiny_run(tiny_env_module):
     return "run:tiny"
 
 
+def page(model: str, tab: str | None = None):
+    at = app_test(PAGE, timeout=120)
+    at.query_params["model"] = model
+    if tab:
+        at.query_params["tab"] = tab
+    return at.run()
+
+
 @pytest.fixture
 def app(tiny_run):
-    at = app_test(PAGE, timeout=120)
-    at.query_params["model"] = tiny_run
-    return at.run()
+    return page(tiny_run)
+
+
+@pytest.fixture
+def tune(tiny_run):
+    return page(tiny_run, "Fine-tune")
 
 
 def _errors(at):
     return [e.value for e in at.error]
 
 
-def test_page_draws_every_tab(app):
+def test_page_draws_every_tab(app, tiny_run):
     assert not app.exception, app.exception
     assert [t.label for t in app.tabs] == ["Query", "Fine-tune", "Jobs", "Evaluate & compare"]
     assert app.text_area(key="review").value
     assert app.radio(key="attr").options == ["integrated-gradients", "gradient-x-input"]
     assert any(m.label == "Label" for m in app.metric)
-    assert any(b.label == "Start fine-tuning" for b in app.button)
-    assert not _errors(app)
+    assert not any(b.label == "Start fine-tuning" for b in app.button)  # a closed tab: not run
+    assert not _errors(app) and not app.warning
+    tune = page(tiny_run, "Fine-tune")
+    assert any(b.label == "Start fine-tuning" for b in tune.button) and not tune.metric
+    assert tune.number_input(key="ft_lr").value == pytest.approx(5e-4)
+    full = app_test(PAGE, timeout=120)
+    # a radio with format_func keeps its label in the URL: ?ft_method=Full
+    full.query_params.update({"model": tiny_run, "tab": "Fine-tune", "ft_method": "Full"})
+    assert full.run().number_input(key="ft_lr").value == pytest.approx(5e-5)  # full's default
+    for tab in ("Jobs", "Evaluate & compare"):
+        at = page(tiny_run, tab)
+        assert not at.exception and not _errors(at) and not at.warning, tab
+    assert page(tiny_run, "Evaluate & compare").metric[0].label == "accuracy"
 
 
 def test_empty_review_is_an_error_not_an_exception(app):
@@ -45,7 +68,8 @@ def test_empty_review_is_an_error_not_an_exception(app):
     assert any("empty" in e for e in _errors(app))
 
 
-def test_bad_learning_rate_starts_nothing(app):
+def test_bad_learning_rate_starts_nothing(tune):
+    app = tune
     app.number_input(key="ft_lr").set_value(0.0).run()
     next(b for b in app.button if b.label == "Start fine-tuning").click().run()
     assert not app.exception
@@ -53,7 +77,8 @@ def test_bad_learning_rate_starts_nothing(app):
     assert jobs.list_runs(refresh=False)[0].name == "tiny"  # only the fixture's run
 
 
-def test_start_a_run_and_see_it_in_jobs(app):
+def test_start_a_run_and_see_it_in_jobs(tune, tiny_run):
+    app = tune
     app.selectbox(key="ft_base").set_value("other hub encoder…").run()
     app.text_input(key="ft_base_hub").set_value(TINY_ID).run()
     app.text_input(key="ft_name").set_value("from-page").run()
@@ -64,14 +89,15 @@ def test_start_a_run_and_see_it_in_jobs(app):
     assert run.config["base"] == TINY_ID and run.state in ("running", "done", "queued")
     app.run()
     assert not app.exception
+    at = page(tiny_run, "Jobs")
+    assert not at.exception and not _errors(at)
+    assert "from-page" in at.selectbox(key="job_run").options
     jobs.cancel("from-page") if jobs.get_run("from-page").state == "running" else None
 
 
 def test_training_token_is_asked_for_when_set(tiny_run, monkeypatch):
     monkeypatch.setenv("LMDEMO_TRAIN_TOKEN", "s3cret")
-    at = app_test(PAGE, timeout=120)
-    at.query_params["model"] = tiny_run
-    at.run()
+    at = page(tiny_run, "Fine-tune")
     field = at.text_input(key="ft_token")
     assert field is not None
     at.text_input(key="ft_name").set_value("needs-token").run()
@@ -84,9 +110,7 @@ def test_training_token_is_asked_for_when_set(tiny_run, monkeypatch):
 
 def test_imdb_is_offered_only_when_the_dataset_can_be_loaded(tiny_run, tmp_path, monkeypatch):
     monkeypatch.setenv("LMDEMO_HUB_MIRROR", str(tmp_path))  # a mirror without the dataset
-    at = app_test(PAGE, timeout=120)
-    at.query_params["model"] = tiny_run
-    at.run()
+    at = page(tiny_run, "Fine-tune")
     assert not any("IMDB" in o for o in at.radio(key="ft_data").options)
     helpers.make_imdb_mirror(tmp_path)
     at.run()
@@ -98,9 +122,7 @@ def test_imdb_is_offered_only_when_the_dataset_can_be_loaded(tiny_run, tmp_path,
 def test_soup_of_two_runs_from_the_page(tiny_run):
     for name, seed in (("soup-x", 0), ("soup-y", 1)):
         train_tiny_run(name, method="lora", epochs=1, seed=seed)
-    at = app_test(PAGE, timeout=120)
-    at.query_params["model"] = tiny_run
-    at.run()
+    at = page(tiny_run, "Evaluate & compare")
     assert set(at.multiselect(key="soup_runs").options) >= {"soup-x", "soup-y"}
     assert "tiny" not in at.multiselect(key="soup_runs").options  # a full fine-tuning run
     at.multiselect(key="soup_runs").set_value(["soup-x", "soup-y"]).run()

@@ -43,6 +43,36 @@ def test_step_zero_starts_from_a_zero_state_and_bad_steps_are_refused(rnn):
         rnn_lab.recurrence_of(rnn, "", step=None)
 
 
+def test_every_step_at_once_equals_each_step_alone(rnn):
+    steps = rnn_lab.steps_of(rnn, "hello there friend")
+    T = len(steps.tokens)
+    assert steps.wx.shape == steps.h_manual.shape == steps.hidden.shape
+    for t in range(T):
+        one = steps.at(t)
+        w = rnn.model.rnn.weight_ih_l0.detach().numpy()
+        np.testing.assert_allclose(one.wx, w @ one.x, rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(one.h_model, steps.hidden[t])
+        assert one.step == t and one.reproduced
+    assert steps.at(None).step == T - 1
+    table = steps.at(1).step_table(4)
+    assert tuple(table) == rnn_lab.STEP_PARTS and all(len(v) == 4 for v in table.values())
+    with pytest.raises(UserError):
+        steps.at(T)
+
+
+def test_result_summaries():
+    grads = rnn_lab.GradientResult(["a", "b"], ["rnn", "gru"], ["x", "y", "z"],
+                                   np.array([[1e-4, 1e-2], [1.0, 0.0]]), np.array([1, 0]),
+                                   [1.0, 2.0])
+    assert grads.decay()[0] == pytest.approx(1e-2) and np.isnan(grads.decay()[1])
+    timing = rnn_lab.TimingResult("m", [4, 8], [2.0, 4.0], [1.0, 1.0], [1.0, 8.0], 16, 3)
+    assert timing.speedups() == [2.0, 0.5]
+    path = rnn_lab.PathResult(5)
+    assert path.distances == [1, 2, 3, 4] and path.rows()[-1] == {
+        "distance": 4, "rnn_steps": 4, "attention_steps": 1}
+    assert rnn_lab.PathResult(1).distances == [1]
+
+
 def test_recurrence_refuses_an_lstm(tmp_path):
     with pytest.raises(UserError):
         rnn_lab.recurrence_of(tiny_loaded("lstm", tmp_path), "abc")
@@ -100,6 +130,10 @@ def test_timing_measures_every_length(rnn):
 
 def test_rnn_figures():
     from lmdemo.plots import rnn as plots
+    from lmdemo.plots.common import category_labels, show_token
+
+    assert show_token(" a\n") == "␣a⏎" and show_token("") == "∅"
+    assert category_labels(["a", "a", " b"]) == ["a", "a\u200b", "␣b"]
 
     fig = plots.gradient_lines(["tiny-rnn", "tiny-lstm"], ["rnn", "lstm"], np.array([2, 1, 0]),
                                np.array([[1e-6, 1e-3, 1e-1], [1e-2, 5e-2, 1e-1]]))

@@ -97,3 +97,30 @@ def test_shipped_classifier_meets_the_goal_on_independent_reviews():
     assert measured == pytest.approx(recorded)
     pred = sentiment.classify(["Not bad at all — I loved it."], "sentiment-minilm")[0]
     assert pred.label == "positive"
+
+
+def test_what_the_page_asks(tiny_run):
+    from lmdemo.training import finetune
+
+    assert finetune.defaults("full").learning_rate < finetune.defaults("lora").learning_rate
+    assert finetune.defaults("lora") == finetune.TrainConfig()
+    assert set(finetune.FORM_STEPS) <= {f for f in finetune.TrainConfig.__dataclass_fields__}
+    assert finetune.hardware().cuda in (True, False)
+    form = sentiment.train_form()
+    assert form.sources[:2] == ["shipped", "upload"] and form.token is False
+    with pytest.raises(UserError, match="Upload"):
+        sentiment.start_run("x", {}, "upload", None)
+    data = b"review,stars\nGreat fun.,positive\nDull.,negative\n"
+    cols = sentiment.upload_columns(data, "r.csv")
+    assert cols.names[cols.text] == "review" and cols.names[cols.label] == "stars"
+    assert sentiment.training_upload(data, "r.csv", "review", "stars").labels == [1, 0]
+    view = sentiment.jobs_view("no-such-run")
+    assert view.names and view.detail.name == view.names[0] and not view.live
+    assert view.detail.progress == 1.0 and not view.detail.active and view.detail.eta_s is None
+    assert "tiny" not in sentiment.soup_candidates()  # a full fine-tuning run
+    ids, default = sentiment.classifier_choices()
+    assert tiny_run in ids and set(default) <= set(ids)
+    ev = sentiment.evaluate_split("validation", tiny_run)
+    assert list(ev.scores()) == ["accuracy", "precision", "recall", "f1", "reviews"]
+    assert sum(ev.confusion_columns()["pred_negative"] + ev.confusion_columns()["pred_positive"]) \
+        == ev.metrics.n
