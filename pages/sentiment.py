@@ -1,6 +1,5 @@
 """Sentiment: query a classifier (label, probabilities, token attribution beside [CLS] attention,
-batch CSV), fine-tune one in a background job, watch jobs live, evaluate and compare runs.
-"""
+batch CSV), fine-tune one in a background job, watch jobs live, evaluate and compare runs."""
 
 import functools
 
@@ -15,19 +14,16 @@ T = "sentiment"
 t = functools.partial(ui.prose, T)  # t(key, **values): a section of the page's text
 # the URL names of the form's number boxes, in the order of finetune.FORM_STEPS
 NUMBER_KEYS = ("ft_lr", "ft_epochs", "ft_bs", "ft_maxlen", "ft_warmup", "ft_wd", "ft_seed")
-RATE_FORMAT = "%.6f"  # learning rates are small
+FORMATS = {"learning_rate": "%.6f"}  # learning rates are small
 
 ui.page("Sentiment", "intro", T)
 if not ui.models_ready(("classifier",), default=svc.DEFAULT_MODEL):
     st.stop()
 model_id = ui.model_picker(("classifier",), default=svc.DEFAULT_MODEL, label=t("label-classifier"))
 TOKEN = svc.token_required()
+token_box = functools.partial(ui.secret_box, t("label-token"), needed=TOKEN)  # token_box(key)
 explain = st.cache_data(max_entries=32, show_spinner=t("spinner-explain"))(svc.explain)
 evaluate = st.cache_data(max_entries=16, show_spinner=t("spinner-evaluate"))(svc.evaluate_split)
-
-
-def token_box(key: str) -> str | None:  # asked for only when the server sets one
-    return st.text_input(t("label-token"), type="password", key=key) if TOKEN else None
 
 
 def query_tab() -> None:
@@ -41,8 +37,7 @@ def query_tab() -> None:
         left, right = st.columns([1, 2])
         left.metric(t("metric-label"), label)
         left.caption(t("probability", p=f"{probs[label]:.1%}"))
-        with right:
-            ui.chart(plots.probs_figure(probs), "probabilities", [probs], key="probs")
+        ui.chart(plots.probs_figure(probs), "probabilities", [probs], key="probs", container=right)
         st.html(plots.attribution_html(ex.tokens, ex.attribution, label))
         ui.chart(plots.explanation_figure(ex), "attribution", ex.columns(), key="attribution")
         st.caption(t("attribution"))
@@ -59,17 +54,9 @@ def finetune_tab() -> None:
     form = svc.train_form()
     data = st.radio(t("label-data"), form.sources, key="ft_data",
                     format_func=lambda s: t(f"data-{s}"), **ui.URL)
-    upload = st.file_uploader(t("label-train-file"), svc.UPLOAD_TYPES, key="ft_file") \
-        if data == "upload" else None
-    data_jsonl = None
-    if upload:  # its text and label columns, guessed, then picked
-        cols, (c1, c2) = svc.upload_columns(upload.getvalue(), upload.name), st.columns(2)
-        text_col = c1.selectbox(t("label-text-column"), cols.names, cols.text, key="ft_text_col")
-        label_col = c2.selectbox(t("label-label-column"), cols.names, cols.label,
-                                 key="ft_label_col")
-        parsed = svc.training_upload(upload.getvalue(), upload.name, text_col, label_col)
-        st.caption(t("upload-summary", n=len(parsed), positive=sum(parsed.labels)))
-        data_jsonl = parsed.to_jsonl()
+    parsed = ui.table_upload(T, "ft_file", svc.UPLOAD_TYPES, svc.upload_columns,
+                             svc.training_upload) if data == "upload" else None
+    data_jsonl = parsed.to_jsonl() if parsed else None
     other = t("option-other-base")
     base = st.selectbox(t("label-base"), form.bases + [other] * form.hub, key="ft_base", **ui.URL)
     if base == other:
@@ -77,13 +64,11 @@ def finetune_tab() -> None:
                              placeholder=t("placeholder-hub-base"), **ui.URL)
     method = st.radio(t("label-method"), finetune.METHODS, key="ft_method", horizontal=True,
                       format_func=lambda m: t(f"method-{m}"), **ui.URL)
-    defaults, cols = finetune.defaults(method), st.columns(4)
-    cfg = {"base": base, "method": method}
-    for i, ((name, step), key) in enumerate(zip(finetune.FORM_STEPS.items(), NUMBER_KEYS,
-                                                strict=True)):
-        cfg[name] = cols[i % len(cols)].number_input(
-            t(f"label-{name}"), value=getattr(defaults, name), step=step, key=key,
-            format=RATE_FORMAT if name == "learning_rate" else None, **ui.URL)
+    defaults = finetune.defaults(method)
+    cfg, cols = ui.number_boxes(T, {name: (key, getattr(defaults, name), step, FORMATS.get(name))
+                                    for (name, step), key in zip(finetune.FORM_STEPS.items(),
+                                                                 NUMBER_KEYS, strict=True)})
+    cfg.update(base=base, method=method)
     cfg["mixed_precision"] = cols[-1].checkbox(t("label-bf16"), defaults.mixed_precision,
                                                key="ft_bf16", disabled=not form.cuda, **ui.URL)
     st.session_state.setdefault("ft_name", svc.new_run_name())
@@ -106,8 +91,7 @@ def jobs_panel() -> None:
         d = view.detail
         eta = t("progress-eta", epoch=d.epoch, eta=f"{d.eta_s:.0f}") if d.eta_s else ""
         st.progress(d.progress, text=t("progress", name=d.name, state=d.state) + eta)
-        if d.error:
-            st.warning(d.error, icon=":material/warning:")
+        ui.note(d.error, ":material/warning:", warn=True)
         if d.records:
             ui.chart(plots.curves_figure(d.records), f"curves-{d.name}", d.epochs,
                      key=f"curves_{d.name}")
@@ -120,9 +104,11 @@ def jobs_panel() -> None:
             st.code(d.log or t("empty-log"))
 
 
-def jobs_tab() -> None:  # redrawn every few seconds while a run is queued or running
-    live = svc.jobs_view().live
-    st.fragment(jobs_panel, run_every=svc.JOBS_REFRESH_S if live else None)()
+def compare_runs() -> None:
+    if not (rows := jobs.compare_rows()):
+        return st.caption(t("no-compare"))
+    st.dataframe(rows, hide_index=True)
+    ui.chart(plots.compare_figure(rows), "runs compared", rows, key="compare")
 
 
 def evaluate_tab() -> None:
@@ -133,19 +119,13 @@ def evaluate_tab() -> None:
         for col, (k, v) in zip(st.columns(len(ev.scores())), ev.scores().items(), strict=True):
             col.metric(t(f"metric-{k}"), v if k == "reviews" else f"{v:.1%}")
         left, right = st.columns([1, 2])
-        with left:
-            ui.chart(plots.confusion_figure(ev.metrics.confusion), "confusion matrix",
-                     ev.confusion_columns(), key="cm")
+        ui.chart(plots.confusion_figure(ev.metrics.confusion), "confusion matrix",
+                 ev.confusion_columns(), key="cm", container=left)
         right.caption(t("misclassified", n=len(ev.misclassified)))
         right.dataframe(ev.misclassified, hide_index=True, height=300)
     st.subheader(t("heading-compare"))
     with ui.guard(t("guard-compare")):
-        rows = jobs.compare_rows()
-        if not rows:
-            st.caption(t("no-compare"))
-        else:
-            st.dataframe(rows, hide_index=True)
-            ui.chart(plots.compare_figure(rows), "runs compared", rows, key="compare")
+        compare_runs()
     with st.expander(t("label-soup")):  # finished LoRA runs averaged, as sentiment-minilm is
         st.caption(t("soup"))
         chosen = st.multiselect(t("label-soup-runs"), svc.soup_candidates(), key="soup_runs")
@@ -162,6 +142,8 @@ def evaluate_tab() -> None:
     ui.chart(plots.before_after_figure(res.rows), "before-after", res.rows, key="ba")
 
 
+jobs_tab = lambda: ui.live(  # noqa: E731 - redrawn every few seconds while a run is live
+    jobs_panel, svc.JOBS_REFRESH_S if svc.jobs_view().live else None)
 ui.lazy_tabs({"Query": query_tab, "Fine-tune": finetune_tab, "Jobs": jobs_tab,
               "Evaluate & compare": evaluate_tab})
 ui.share_hint()

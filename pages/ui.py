@@ -305,10 +305,50 @@ def show_generation_error() -> None:
         st.error(st.session_state["_gen_error"])
 
 
-def note(message: str, icon: str = ":material/content_cut:") -> None:
-    """st.info of a service's message (a text cut to fit, say); nothing when it is empty."""
+def note(message: str, icon: str = ":material/content_cut:", warn: bool = False) -> None:
+    """st.info (or st.warning) of a service's message (a text cut to fit, a failed run's error);
+    nothing when it is empty."""
     if message:
-        st.info(message, icon=icon)
+        (st.warning if warn else st.info)(message, icon=icon)
+
+
+def live(panel: Callable[[], None], every_s: float | None) -> None:
+    """Run a panel as a fragment that redraws itself every `every_s` seconds (None: once)."""
+    st.fragment(panel, run_every=every_s)()
+
+
+def secret_box(label: str, key: str, needed: bool) -> str | None:
+    """A password box (the training token), drawn only when the server asks for one."""
+    return st.text_input(label, type="password", key=key) if needed else None
+
+
+def number_boxes(text_file: str, fields: dict, columns: int = 4) -> tuple[dict, list]:
+    """Number boxes bound to the URL, laid out in `columns`; `fields` maps a name to (URL key,
+    default, step[, format]); each label is the section `label-<name>` of the page's text.
+    Returns the values by name, and the columns (a page may add a widget to the last one)."""
+    cols, values = st.columns(columns), {}
+    for i, (name, (key, default, step, *fmt)) in enumerate(fields.items()):
+        values[name] = cols[i % columns].number_input(
+            prose(text_file, f"label-{name}"), value=default, step=step, key=key,
+            format=fmt[0] if fmt else None, **URL)
+    return values, cols
+
+
+def table_upload(text_file: str, key: str, types, read_columns, parse):
+    """A file upload whose text and label columns are guessed, then picked: `read_columns(data,
+    name)` gives `.names`, `.text`, `.label`; `parse(data, name, text_col, label_col)` gives the
+    parsed rows (shown with the `upload-summary` section). None until a file is given."""
+    upload = st.file_uploader(prose(text_file, "label-train-file"), types, key=key)
+    if not upload:
+        return None
+    cols, (c1, c2) = read_columns(upload.getvalue(), upload.name), st.columns(2)
+    text_col = c1.selectbox(prose(text_file, "label-text-column"), cols.names, cols.text,
+                            key=f"{key}_text_col")
+    label_col = c2.selectbox(prose(text_file, "label-label-column"), cols.names, cols.label,
+                             key=f"{key}_label_col")
+    parsed = parse(upload.getvalue(), upload.name, text_col, label_col)
+    st.caption(prose(text_file, "upload-summary", n=len(parsed), positive=sum(parsed.labels)))
+    return parsed
 
 
 def text_input(key: str, examples: Sequence[str], label: str = "Text", height: int = 90,
@@ -346,14 +386,15 @@ def warm_up(model_id: str, preview: Callable[[], None] | None = None) -> None:
         holder.empty()
 
 
-def chart(fig, name: str, data=None, key: str | None = None, **kwargs):
-    """Draw a plotly figure with a PNG download in its toolbar, plus a CSV download of `data`
-    (a pandas DataFrame, a list of dicts, or a dict of columns)."""
+def chart(fig, name: str, data=None, key: str | None = None, container=None, **kwargs):
+    """Draw a plotly figure (in `container`, e.g. a column) with a PNG download in its toolbar,
+    plus a CSV download of `data` (a pandas DataFrame, a list of dicts, or a dict of columns)."""
     config = {"displaylogo": False, "toImageButtonOptions": {
         "format": "png", "filename": _slug(name), "scale": 2}}
-    result = st.plotly_chart(fig, config=config, key=key, **kwargs)
-    if data is not None:
-        csv_download(data, name, key=f"csv_{key or _slug(name)}")
+    with container or contextlib.nullcontext():
+        result = st.plotly_chart(fig, config=config, key=key, **kwargs)
+        if data is not None:
+            csv_download(data, name, key=f"csv_{key or _slug(name)}")
     return result
 
 
