@@ -3,34 +3,51 @@
 `attention(model_id, text)` runs one forward pass with `output_attentions=True` and returns the
 weights of every layer and head as one numpy array `(layers, heads, T, T)` indexed
 [layer][head][query][key], with the tokens and which of them are special. `step_by_step(...)`
-recomputes one head by hand from the layer's real input hidden states and real projection weights —
+recomputes one head by hand from the layer's real input hidden states and projection weights —
 Q, K, V (Q and K rotated by RoPE for Llama), the scores QKᵀ/√d_k (causal mask for causal models),
 the softmax, the weighted sum of V, then the concatenation of all heads times W^O — and measures
-how far each step is from what the model itself returned. BERT-style (query/key/value Linear), GPT-2-style (one Conv1D `c_attn`),
-DistilBERT-style (q_lin/k_lin/v_lin) and Llama-style (SmolLM2: q/k/v/o_proj after an RMSNorm)
-attention modules are understood. For Llama the rotary position embedding (RoPE, "rotate_half"
-layout: coordinate i turns with i + d/2 by position·θ_i) is recomputed here from the config's
-rope theta, and grouped-query attention is made visible: several query heads read one key/value
-head (`kv_head`, `kv_groups`). Causal models whose registry entry names a `start_token` (SmolLM2:
-<|endoftext|>) read the text after it, as the next-word service does. Results are plain numpy.
+how far each step is from what the model itself returned. BERT-style (query/key/value Linear),
+GPT-2-style (one Conv1D `c_attn`), DistilBERT-style (q_lin/k_lin/v_lin) and Llama-style (SmolLM2:
+q/k/v/o_proj after an RMSNorm) attention modules are understood. For Llama the rotary position
+embedding (RoPE, "rotate_half" layout: coordinate i turns with i + d/2 by position·θ_i) is
+recomputed here from the config's rope theta, and grouped-query attention is made visible: several
+query heads read one key/value head (`kv_head`, `kv_groups`). Causal models whose registry entry
+names a `start_token` (SmolLM2: <|endoftext|>) read the text after it, as the next-word service
+does. For a page's panels, `view_of(result, ...)` gives the one matrix a panel draws (a head, the
+mean over heads or the rollout; special tokens hidden or not; the row of a followed word),
+`grid_of` every layer and head, and `precomputed(...)` the shipped example drawn while a model
+loads. Results are plain numpy.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from lmdemo.core.config import settings
+from lmdemo.core.config import ASSETS, settings
 from lmdemo.core.errors import UserError
 from lmdemo.lab.attention_math import hide_special, mean_heads, renormalize, rollout
 
-__all__ = ["AttentionResult", "StepResult", "attention", "attention_of", "step_by_step",
-           "step_by_step_of", "rope_angles", "rotate", "rollout", "mean_heads",
-           "hide_special", "renormalize", "DEFAULT_MAX_TOKENS"]
+__all__ = ["AttentionResult", "AttentionView", "StepResult", "attention", "attention_of",
+           "step_by_step", "step_by_step_of", "view_of", "grid_of", "precomputed",
+           "default_model", "featured_head", "default_query", "clamp_index", "rope_angles",
+           "rotate", "rollout", "mean_heads", "hide_special", "renormalize",
+           "DEFAULT_MAX_TOKENS", "VIEWS", "MATCH_TOLERANCE", "RESULTS_KEPT"]
 
 KINDS = ("encoder", "causal-lm", "classifier")
 DEFAULT_MAX_TOKENS = 256  # longest input shown; past this the text is cut and the user is told
+VIEWS = ("head", "mean", "rollout")  # one head, the mean over heads, rollout through layers 0..L
+MATCH_TOLERANCE = 1e-4  # a recomputation this close to the model's own numbers equals them
+RESULTS_KEPT = 16  # results a UI caches per process (each holds layers·heads·T² floats)
+# precomputed with `python -m lmdemo attention --model M --text TEXT [--layer L --head H] --json`
+EXAMPLE_FILES = {"minilm": ASSETS / "examples" / "attention.json",
+                 "smollm2": ASSETS / "examples" / "attention-smollm2.json"}
+# the (layer, head) each model opens on: in the first example sentence, it links "it" to "animal"
+FEATURED_HEADS = {"minilm": (3, 1), "smollm2": (3, 8)}
+FALLBACK_MODEL = "minilm"  # embedded, always there
+PREFERRED_MODEL = "smollm2"  # causal as on the next-word page; the default once fetched
 
 
 @dataclass
@@ -52,6 +69,12 @@ class AttentionResult:
     @property
     def n_heads(self) -> int:
         return int(self.attentions.shape[1])
+
+    @property
+    def numbers(self) -> dict:
+        """The sizes a reader sees in the page's text (its {{placeholders}})."""
+        return {"model": self.model_id, "layers": self.n_layers, "heads": self.n_heads,
+                "tokens": len(self.tokens)}
 
     def to_json(self, layer: int | None = None, head: int | None = None, digits: int = 6) -> dict:
         """Plain JSON; `layer`/`head` narrow the array but keep its [layer][head][q][k] nesting."""
@@ -126,6 +149,36 @@ class StepResult:
     @property
     def rope(self) -> bool:
         return self.rope_theta is not None
+
+    @property
+    def softmax_diff(self) -> float:
+        """The larger of the two softmax checks (this row; every head and row of the layer)."""
+        return max(self.max_abs_diff, self.head_max_abs_diff)
+
+    @property
+    def softmax_matches(self) -> bool:
+        return self.softmax_diff < MATCH_TOLERANCE
+
+    @property
+    def softmax_diffs(self) -> dict[str, float]:
+        """The softmax checks by name: this row, and every head and row of the layer."""
+        return {"row": self.max_abs_diff, "layer": self.head_max_abs_diff}
+
+    @property
+    def mha_matches(self) -> bool:
+        return self.mha_max_abs_diff < MATCH_TOLERANCE
+
+    @property
+    def numbers(self) -> dict:
+        """The sizes a reader sees in the page's text (its {{placeholders}}), as plain values."""
+        return {"layer": self.layer, "head": self.head, "t": len(self.tokens), "d": self.d_model,
+                "d_k": self.d_k, "n": self.n_heads, "kv": self.n_kv_heads,
+                "width": self.n_heads * self.d_k, "wo_in": self.w_o_shape[0],
+                "wo_out": self.w_o_shape[1], "kv_head": self.kv_head,
+                "heads": ", ".join(map(str, self.sharing)),
+                "ratio": self.n_heads // self.n_kv_heads,
+                "token": self.tokens[self.query],
+                "base": "" if self.rope_theta is None else f"{self.rope_theta:.0f}"}
 
     @property
     def sharing(self) -> list[int]:
@@ -263,6 +316,110 @@ def attention_of(loaded, text: str, max_tokens: int = DEFAULT_MAX_TOKENS) -> Att
     return AttentionResult(model_id=loaded.spec.id, tokens=tokens,
                            attentions=_stack(out.attentions), special_mask=special,
                            causal=bool(loaded.spec.causal), truncated=truncated, message=message)
+
+
+# ----------------------------------------------------------------------------- what a panel draws
+
+@dataclass
+class AttentionView:
+    """The matrix a panel draws (a head, the mean over heads or the rollout), tokens shown."""
+
+    model_id: str
+    tokens: list[str]  # the tokens shown (special ones left out when hidden), T' of them
+    matrix: np.ndarray  # (T', T') rows are queries, columns keys
+    view: str  # one of VIEWS
+    layer: int
+    head: int
+    word_row: np.ndarray | None = None  # (T',) where the followed word looks; None: not a token
+
+    @property
+    def numbers(self) -> dict:
+        """What a title of this view says (the page's text {{placeholders}})."""
+        return {"model": self.model_id, "view": self.view, "layer": self.layer, "head": self.head}
+
+
+def default_model() -> str:
+    """The page's first model: SmolLM2 once fetched, else the embedded MiniLM."""
+    from lmdemo.core.registry import get_spec, is_available
+
+    return PREFERRED_MODEL if is_available(get_spec(PREFERRED_MODEL)) else FALLBACK_MODEL
+
+
+def featured_head(model_id: str) -> tuple[int, int]:
+    """The (layer, head) a model opens on."""
+    return FEATURED_HEADS.get(model_id, FEATURED_HEADS[FALLBACK_MODEL])
+
+
+def clamp_index(raw, default: int, size: int) -> int:
+    """An index from a widget or the URL ("10", 10, or a select box's label "10: it"), kept in
+    0..size-1; anything unreadable is `default`."""
+    try:
+        value = int(str(raw).split(":")[0])
+    except (TypeError, ValueError):
+        value = default
+    return min(max(value, 0), size - 1)
+
+
+def word_index(tokens: list[str], word: str) -> int | None:
+    """Where `word` is a token ("␣it" of GPT-2/SmolLM2 counts as "it"), or None."""
+    words = [t.lstrip("␣") for t in tokens]
+    return words.index(word) if word and word in words else None
+
+
+def default_query(tokens: list[str], word: str) -> int:
+    """The query token a page opens on: `word` where it is a token, else the second token."""
+    found = word_index(tokens, word)
+    return found if found is not None else min(1, len(tokens) - 1)
+
+
+def _visible(res: AttentionResult, att: np.ndarray, hide: bool, renorm: bool):
+    """`att` (..., T, T) and the tokens, with special tokens left out when asked (and when some,
+    not all, tokens are special)."""
+    mask = res.special_mask
+    if not (hide and mask.any() and not mask.all()):
+        return res.tokens, att
+    return ([t for t, s in zip(res.tokens, mask, strict=True) if not s],
+            hide_special(att, mask, renorm=renorm))
+
+
+def view_of(res: AttentionResult, view: str = "head", layer: int = 0, head: int = 0,
+            hide: bool = False, renorm: bool = False, word: str = "") -> AttentionView:
+    """The (T, T) matrix of one view of `res`, special tokens hidden if asked, with the row of
+    `word` when it is one of the tokens shown."""
+    if view not in VIEWS:
+        raise UserError(f"Unknown view {view!r}: pick one of {', '.join(VIEWS)}.")
+    layer = _check_index(layer, res.n_layers, "layer")
+    head = _check_index(head, res.n_heads, "head")
+    mat = {"head": lambda: res.attentions[layer, head],
+           "mean": lambda: mean_heads(res.attentions)[layer],
+           "rollout": lambda: rollout(res.attentions)[layer]}[view]()  # (T, T)
+    tokens, mat = _visible(res, mat, hide, renorm)
+    i = word_index(tokens, word)
+    return AttentionView(res.model_id, tokens, mat, view, layer, head,
+                         None if i is None else mat[i])
+
+
+def grid_of(res: AttentionResult, hide: bool = False, renorm: bool = False) -> np.ndarray:
+    """Every layer's and head's weights, (layers, heads, T', T'), special tokens hidden if asked."""
+    return _visible(res, res.attentions, hide, renorm)[1]
+
+
+def precomputed(model_id: str, text: str, layer: int | None = None,
+                head: int | None = None) -> AttentionView | None:
+    """The shipped result for this model, text, layer and head (by default the model's featured
+    head), drawn while the model loads; None when there is none."""
+    if layer is None or head is None:
+        layer, head = featured_head(model_id)
+    path = EXAMPLE_FILES.get(model_id)
+    if path is None or not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data["model"] != model_id or data["text"] != text or layer not in data["layers"] \
+            or head not in data["heads"]:
+        return None
+    att = data["attentions"][data["layers"].index(layer)][data["heads"].index(head)]  # (T, T)
+    return AttentionView(model_id, data["tokens"], np.asarray(att, dtype=np.float32), "head",
+                         layer, head)
 
 
 # ----------------------------------------------------------------------------- step by step

@@ -3,21 +3,37 @@ of thumbnails, the bertviz-style line view (self-contained SVG whose hover is pu
 works offline and inside `st.html`), the step-by-step scores and softmax, the rotary position
 embedding's effect on the scores (Llama/SmolLM2), which query heads share a key/value head
 (grouped-query attention), and each head's share of the multi-head output. Arrays in, plotly
-figures (or an HTML string, or table rows) out; no torch.
+figures (or an HTML string, or table rows) out; no torch. The `*_chart(result)` builders take the
+attention service's dataclasses (`AttentionView`, `StepResult`) and return a `Chart`: the figure,
+its export name and its CSV rows, which is all a page panel draws.
 """
 
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+if TYPE_CHECKING:
+    from lmdemo.lab.attention import AttentionView, StepResult
+
 COLORSCALE = "Blues"
 DIGITS = 4  # values in lists sent to the browser are rounded to this many decimals
 GRID_TILE = 24  # thumbnails are at most this many cells a side (longer texts are pooled)
+GRID_MARKERS = 1  # the trace index of grid_figure's clickable markers (0 is the mosaic)
+COMPARE_HEIGHT = 480  # pixels of each heatmap when two sentences stand side by side
 ZW = "\u200b"  # zero-width space: makes repeated tokens distinct axis categories
+
+
+class Chart(NamedTuple):
+    """One figure of a page with what its exports need: `ui.chart(*chart, key=...)`."""
+
+    fig: go.Figure
+    name: str  # the export's file name
+    data: object = None  # the CSV rows: a list of rows or a dict of columns (None: no CSV)
 
 
 def unique_labels(tokens: list[str]) -> list[str]:
@@ -116,6 +132,15 @@ def grid_figure(att: np.ndarray, selected: tuple[int, int] | None = None,
     return fig
 
 
+def grid_click(selection, n_heads: int) -> dict[str, int]:
+    """The thumbnail clicked in grid_figure as {"layer": L, "head": H}, from Streamlit's selection
+    state (`{"selection": {"points": [...]}}`, or None); {} when no thumbnail is selected.
+    Markers run layer by layer, so point k is layer k // heads, head k % heads."""
+    points = ((selection or {}).get("selection") or {}).get("points") or []
+    return next(({"layer": p["point_index"] // n_heads, "head": p["point_index"] % n_heads}
+                 for p in points if p.get("curve_number") == GRID_MARKERS), {})
+
+
 LINE_ROW_H = 22  # pixels per token in the line view
 LINE_TOP = 28
 
@@ -123,6 +148,11 @@ LINE_TOP = 28
 def line_view_height(n_tokens: int) -> int:
     """The line view's height in pixels (for the iframe that shows it)."""
     return LINE_TOP + LINE_ROW_H * n_tokens + 10
+
+
+def line_view(v: AttentionView) -> dict:
+    """The line view of one view's matrix as `components.html` arguments (html, height)."""
+    return {"html": line_view_html(v.tokens, v.matrix), "height": line_view_height(len(v.tokens))}
 
 
 def line_view_html(tokens: list[str], mat: np.ndarray, min_weight: float = 0.01,
@@ -234,6 +264,13 @@ def token_table(tokens: list[str], mat: np.ndarray):
     return pd.DataFrame(np.round(mat, DIGITS), index=[f"{i}: {t}" for i, t in enumerate(tokens)])
 
 
+def vector_table(vec: np.ndarray, label: str):
+    """One vector as a one-row table (columns 0..d-1, the row named `label`), rounded."""
+    import pandas as pd
+
+    return pd.DataFrame(np.round(np.asarray(vec, dtype=np.float64)[None], DIGITS), index=[label])
+
+
 def score_rows(tokens: list[str], scores: np.ndarray, scores_without_rope: np.ndarray) -> list:
     """One query's scores with and without RoPE, per key (masked keys: None), for CSV export."""
     def num(x):
@@ -283,6 +320,11 @@ def head_contrib_figure(contrib: np.ndarray, selected: int) -> go.Figure:
     return fig
 
 
+def head_contrib_rows(contrib: np.ndarray) -> dict:
+    """Each head's share of the output (head_contrib_figure's numbers), for CSV export."""
+    return {"head": list(range(len(contrib))), "norm": np.asarray(contrib).tolist()}
+
+
 def row_bars(tokens: list[str], row: np.ndarray, title: str) -> go.Figure:
     """One query's attention over the keys, as bars."""
     labels = unique_labels(tokens)
@@ -294,6 +336,11 @@ def row_bars(tokens: list[str], row: np.ndarray, title: str) -> go.Figure:
     return fig
 
 
+def row_frame(tokens: list[str], row: np.ndarray) -> dict:
+    """One query's weights per key (row_bars' numbers), for CSV export."""
+    return {"key": list(tokens), "weight": np.asarray(row).tolist()}
+
+
 def matrix_frame(tokens: list[str], mat: np.ndarray, key_tokens: list[str] | None = None):
     """A long-form table (query, key, weight) for CSV export."""
     keys = key_tokens if key_tokens is not None else tokens
@@ -303,3 +350,65 @@ def matrix_frame(tokens: list[str], mat: np.ndarray, key_tokens: list[str] | Non
             rows.append({"query_index": i, "query": q, "key_index": j, "key": k,
                          "weight": float(mat[i, j])})
     return rows
+
+
+# ----------------------------------------------------------------------------- one chart per panel
+
+def heatmap_chart(v: AttentionView, title: str, name: str = "", height: int | None = None,
+                  export: bool = True) -> Chart:
+    """The matrix of one view as a heatmap, with its (query, key, weight) rows unless not
+    `export`ed (the precomputed preview)."""
+    return Chart(head_heatmap(v.tokens, v.matrix, title, height=height),
+                 name or f"attention-{v.view}-L{v.layer}-H{v.head}",
+                 matrix_frame(v.tokens, v.matrix) if export else None)
+
+
+def sentence_charts(v: AttentionView, name: str, title: str, word: str,
+                    word_title: str) -> list[Chart]:
+    """Sentence `name` of a side-by-side comparison: its heatmap, then where the followed
+    `word` looks (v.word_row) when it is one of the sentence's tokens."""
+    charts = [heatmap_chart(v, title, f"attention-{name}", COMPARE_HEIGHT)]
+    if v.word_row is not None:
+        charts.append(Chart(row_bars(v.tokens, v.word_row, word_title),
+                            f"attention-{name}-{word}", row_frame(v.tokens, v.word_row)))
+    return charts
+
+
+def step_chart(s: StepResult) -> Chart:
+    """The query's scores and softmax next to the model's own weights."""
+    return Chart(step_figure(s.tokens, s.scores, s.weights, s.model_weights, s.query),
+                 f"attention-step-L{s.layer}-H{s.head}-q{s.query}",
+                 step_rows(s.tokens, s.scores, s.weights, s.model_weights))
+
+
+def rope_chart(s: StepResult) -> Chart:
+    """The scores with and without RoPE, and how far each pair turns."""
+    return Chart(rope_figure(s.tokens, s.scores, s.scores_without_rope, s.query, s.rope_angles),
+                 f"attention-rope-L{s.layer}-H{s.head}-q{s.query}",
+                 score_rows(s.tokens, s.scores, s.scores_without_rope))
+
+
+def contrib_chart(s: StepResult) -> Chart:
+    """Each head's share of the multi-head output for the query token."""
+    return Chart(head_contrib_figure(s.head_contrib, s.head),
+                 f"attention-head-shares-L{s.layer}-q{s.query}", head_contrib_rows(s.head_contrib))
+
+
+def qkv_tables(s: StepResult) -> list[tuple[str, object]]:
+    """("q", the query vector as one row), ("k", K) and ("v", V) with one row per token."""
+    return [("q", vector_table(s.q, _row_name(s))), ("k", token_table(s.tokens, s.k)),
+            ("v", token_table(s.tokens, s.v))]
+
+
+def output_table(s: StepResult):
+    """The head's output z for the query token, as a one-row table."""
+    return vector_table(s.output, _row_name(s))
+
+
+def _row_name(s: StepResult) -> str:
+    return f"{s.query}: {s.tokens[s.query]}"  # as token_table names its rows
+
+
+def shape_table(s: StepResult) -> list[dict]:
+    """The tensor shapes of the layer's multi-head attention."""
+    return shape_rows(len(s.tokens), s.d_model, s.n_heads, s.n_kv_heads, s.d_k, s.w_o_shape)

@@ -141,3 +141,25 @@ def test_compare_tab_follows_the_word():
     assert at.text_input(key="text_b").value.endswith("wide")
     at.text_input(key="text_b").set_value("").run()
     assert not at.exception and at.error  # the empty sentence says so; A still shows
+
+
+def test_compare_tab_says_when_the_word_is_missing():
+    at = run(tab="Two sentences", word="zebra", text_b="The animal was too wide")
+    assert not at.exception and not at.error
+    assert at.text_input(key="text_b").value == "The animal was too wide"
+    captions = [c.value for c in at.caption]
+    assert "“zebra” is not a token of sentence A." in captions
+    assert "“zebra” is not a token of sentence B." in captions
+
+
+def test_every_word_of_the_page_comes_from_its_text_file():
+    """The labels drawn are the sections of pages/text/en/attention.md (a second language is a
+    second file)."""
+    from pages import ui
+
+    at = run(tab="Step by step")
+    assert at.title[0].value == ui.prose("attention", "title")
+    assert at.selectbox(key="query").label == ui.prose("attention", "query")
+    assert at.radio(key="view").label == ui.prose("attention", "view")
+    assert [t.label for t in at.tabs] == [ui.prose("attention", f"tab_{k}") for k in (
+        "heatmap", "grid", "lines", "step", "multihead", "compare")]

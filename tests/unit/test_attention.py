@@ -222,6 +222,91 @@ def test_to_json_keeps_nesting(gpt):
     json.dumps(svc.step_by_step_of(gpt, TEXT, 1, 1, 3).to_json(), allow_nan=False)
 
 
+# ----------------------------------------------------------------------------- what a panel draws
+
+def test_view_of_matches_the_arrays(bert):
+    """view_of picks the head, the mean or the rollout, hides special tokens and finds a word."""
+    res = svc.attention_of(bert, TEXT)
+    att = res.attentions
+    np.testing.assert_array_equal(svc.view_of(res, "head", 1, 2).matrix, att[1, 2])
+    np.testing.assert_allclose(svc.view_of(res, "mean", 1).matrix, mean_heads(att)[1])
+    np.testing.assert_allclose(svc.view_of(res, "rollout", 1).matrix, rollout(att)[1])
+    hidden = svc.view_of(res, "head", 1, 2, hide=True, renorm=True, word="it")
+    keep = ~res.special_mask
+    assert hidden.tokens == [t for t, k in zip(res.tokens, keep, strict=True) if k]
+    np.testing.assert_allclose(hidden.matrix.sum(-1), 1.0, atol=1e-5)
+    assert hidden.word_row is not None
+    np.testing.assert_array_equal(hidden.word_row, hidden.matrix[hidden.tokens.index("it")])
+    assert svc.view_of(res, word="zebra").word_row is None
+    assert svc.grid_of(res, hide=True).shape == (*att.shape[:2], keep.sum(), keep.sum())
+    assert svc.view_of(res, "head", 1, 2).numbers == {"model": res.model_id, "view": "head",
+                                                      "layer": 1, "head": 2}
+    with pytest.raises(UserError, match="view"):
+        svc.view_of(res, "sideways")
+    with pytest.raises(UserError, match="layer"):
+        svc.view_of(res, "head", 99, 0)
+
+
+def test_indices_from_the_url_are_clamped():
+    assert svc.clamp_index("10: it", 0, 20) == 10
+    assert svc.clamp_index(42, 3, 6) == 5 and svc.clamp_index("-3", 3, 6) == 0
+    assert svc.clamp_index("nonsense", 3, 6) == 3 and svc.clamp_index(None, 1, 6) == 1
+    assert svc.default_query(["<s>", "␣The", "␣it"], "it") == 2
+    assert svc.default_query(["<s>", "a"], "it") == 1 and svc.default_query(["a"], "it") == 0
+
+
+def test_the_precomputed_example_is_the_featured_head():
+    from lmdemo.core.config import ASSETS
+
+    example = json.loads((ASSETS / "examples" / "attention.json").read_text(encoding="utf-8"))
+    v = svc.precomputed("minilm", example["text"])
+    assert v is not None and (v.layer, v.head) == svc.featured_head("minilm") == (3, 1)
+    assert v.matrix.shape == (len(v.tokens), len(v.tokens))
+    assert svc.precomputed("minilm", "another text") is None
+    assert svc.precomputed("tiny-gpt", example["text"]) is None
+    assert svc.featured_head("some/hub-model") == svc.featured_head("minilm")
+
+
+def test_step_numbers_fill_the_page_text(gpt):
+    step = svc.step_by_step_of(gpt, TEXT, 1, 2, 3)
+    nums = step.numbers
+    assert (nums["layer"], nums["head"], nums["t"], nums["d_k"]) == (1, 2, len(step.tokens), 8)
+    assert nums["width"] == step.n_heads * step.d_k and nums["ratio"] == 1
+    assert nums["token"] == step.tokens[3] and nums["base"] == ""
+    assert step.softmax_matches and step.mha_matches
+    assert step.softmax_diff == max(step.softmax_diffs.values())
+
+
+def test_charts_for_the_panels(gpt, bert):
+    from lmdemo.plots import attention as plots
+
+    res = svc.attention_of(bert, TEXT)
+    v = svc.view_of(res, "head", 1, 2, word="it")
+    chart = plots.heatmap_chart(v, "title")
+    assert chart.name == "attention-head-L1-H2" and len(chart.data) == len(v.tokens) ** 2
+    assert plots.heatmap_chart(v, "t", "attention-preview", export=False).data is None
+    names = [c.name for c in plots.sentence_charts(v, "A", "t", "it", "where")]
+    assert names == ["attention-A", "attention-A-it"]
+    assert len(plots.sentence_charts(svc.view_of(res, word="zebra"), "B", "t", "zebra", "")) == 1
+    assert set(plots.line_view(v)) == {"html", "height"}
+    step = svc.step_by_step_of(gpt, TEXT, 1, 2, 3)
+    for chart in (plots.step_chart(step), plots.contrib_chart(step)):
+        assert chart.fig.data and chart.data
+    assert [k for k, _ in plots.qkv_tables(step)] == ["q", "k", "v"]
+    assert plots.output_table(step).shape == (1, step.d_k)
+    assert plots.shape_table(step)[0]["tensor"].startswith("X")
+
+
+def test_a_click_on_a_thumbnail_names_its_layer_and_head():
+    from lmdemo.plots import attention as plots
+
+    state = {"selection": {"points": [{"curve_number": 1, "point_index": 14}]}}
+    assert plots.grid_click(state, n_heads=4) == {"layer": 3, "head": 2}
+    assert plots.grid_click({"selection": {"points": [{"curve_number": 0, "point_index": 1}]}},
+                            4) == {}
+    assert plots.grid_click(None, 4) == {} and plots.grid_click({}, 4) == {}
+
+
 # ----------------------------------------------------------------------------- CLI
 
 def _cli(capsys, *argv):

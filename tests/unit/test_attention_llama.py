@@ -159,13 +159,13 @@ def test_rope_theta_comes_from_the_config():
 
 
 def test_start_token_is_read_first(llama):
-    from lmdemo.lab.next_token import _context
+    from lmdemo.lab.next_token import encode
 
     res = svc.attention_of(llama, SHORT)
     assert res.tokens[0] == "<|endoftext|>" and res.special_mask[0]
     assert not res.special_mask[1:].any()
     ids = svc._encode(llama, SHORT, svc.DEFAULT_MAX_TOKENS)[0][0].tolist()
-    assert ids == _context(llama, SHORT)[0] == _ids(llama, SHORT)  # what next-word reads
+    assert ids == encode(llama, SHORT).ids == _ids(llama, SHORT)  # what next-word reads
     # the start token counts towards the limit
     cut = svc.attention_of(llama, TEXT, max_tokens=8)
     assert cut.truncated and len(cut.tokens) == 8 and cut.tokens[0] == "<|endoftext|>"
