@@ -3,11 +3,15 @@ the projection that mixes the attention heads — for GPT-2 and Llama-style mode
 
 The "inside the model" tools (logit lens, head ablation, activation patching, induction heads) hook
 these modules instead of knowing each architecture themselves. `anatomy(model)` finds them or
-raises a UserError naming the architectures it knows.
+raises a UserError naming the architectures it knows. `thread_hooks(...)` registers hooks that act
+only in the calling thread: the model is shared by every page and visitor of the process, and a
+hook that captured or rewrote another visitor's forward pass would corrupt both results.
 """
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from lmdemo.core.errors import UserError
@@ -50,3 +54,29 @@ def anatomy(model) -> Anatomy:
                        tuple(b.self_attn.o_proj for b in blocks), len(blocks), heads, head_dim)
     raise UserError(f"Looking inside needs a GPT-2- or Llama-style causal transformer such as "
                     f"smollm2 or tiny-gpt; {type(model).__name__} is neither.")
+
+
+@contextmanager
+def thread_hooks(*specs):
+    """Register hooks for the duration of a `with` block, acting only in the calling thread.
+
+    Each spec is (module, when, fn, with_kwargs): `when` is "pre" (a forward pre-hook) or "post"
+    (a forward hook); `fn` has torch's hook signature. In any other thread the hook does nothing.
+    """
+    owner = threading.get_ident()
+
+    def mine(fn):
+        def hook(*args):
+            return fn(*args) if threading.get_ident() == owner else None
+        return hook
+
+    handles = []
+    try:
+        for module, when, fn, with_kwargs in specs:
+            register = (module.register_forward_pre_hook if when == "pre"
+                        else module.register_forward_hook)
+            handles.append(register(mine(fn), with_kwargs=with_kwargs))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -17,13 +17,12 @@ loop). Hooks act for the calling thread only, so other users of the shared model
 from __future__ import annotations
 
 import re
-import threading
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from lmdemo.core.errors import UserError
+from lmdemo.lab.anatomy import thread_hooks
 
 MODES = ("zero", "mean")
 KINDS = ("causal-lm",)
@@ -207,26 +206,6 @@ def _mask(rows: list[list[int]], an, device):
     return mask
 
 
-@contextmanager
-def _hooks(pairs):
-    """Register (module, pre-hook, with_kwargs) triples for the calling thread only."""
-    owner = threading.get_ident()
-    handles = []
-
-    def mine(fn):
-        def hook(*a):
-            return fn(*a) if threading.get_ident() == owner else None
-        return hook
-
-    try:
-        for module, fn, kw in pairs:
-            handles.append(module.register_forward_pre_hook(mine(fn), with_kwargs=kw))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
 def _last_logits(loaded, x):
     """Logits (B, V) at the last position, float32, from one forward over x (B, T)."""
     import torch
@@ -256,9 +235,9 @@ def ablated_logits(loaded, ids: list[int], head_sets, mode: str = "zero") -> np.
             def pre(_module, args, mask=mask):
                 return (_ablate(args[0], mask, mode), *args[1:])
 
-            pairs.append((an.head_mixers[layer], pre, False))
+            pairs.append((an.head_mixers[layer], "pre", pre, False))
     x = torch.tensor([ids], dtype=torch.long, device=loaded.device).expand(len(sets), -1)
-    with _hooks(pairs):
+    with thread_hooks(*pairs):
         return _last_logits(loaded, x).cpu().numpy()  # (B, V)
 
 
@@ -294,9 +273,9 @@ def _grown_logprobs(loaded, an, ids: list[int], layers: list[int], target: int,
         def pre(_module, args, mask=mask):
             return (_ablate(args[0], mask, mode), *args[1:])
 
-        pairs += [(an.blocks[layer], grow, True), (an.head_mixers[layer], pre, False)]
+        pairs += [(an.blocks[layer], "pre", grow, True), (an.head_mixers[layer], "pre", pre, False)]
     x = torch.tensor([ids], dtype=torch.long, device=loaded.device)  # (1, T)
-    with _hooks(pairs):
+    with thread_hooks(*pairs):
         logits = _last_logits(loaded, x)  # (1 + len(layers) H, V)
     if logits.shape[0] != 1 + len(layers) * n:
         raise RuntimeError(f"batch grew to {logits.shape[0]}, not {1 + len(layers) * n}")

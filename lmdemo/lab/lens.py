@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmdemo.core.errors import UserError
-from lmdemo.lab.anatomy import anatomy
+from lmdemo.lab.anatomy import anatomy, thread_hooks
 from lmdemo.lab.next_token import encode, token_texts
 
 KINDS = ("causal-lm", "recurrent-lm")  # models whose predictions the lens reads
@@ -177,15 +177,11 @@ def residual_stream(loaded, ids: list[int]):
             states[index] = hidden_of(output).detach()
         return hook
 
-    handles = [parts.blocks[0].register_forward_pre_hook(keep_input, with_kwargs=True)]
-    handles += [b.register_forward_hook(keep_output(i + 1)) for i, b in enumerate(parts.blocks)]
     x = torch.tensor([ids], dtype=torch.long, device=loaded.device)  # (1, T)
-    try:
-        with torch.inference_mode():
-            loaded.model(input_ids=x, use_cache=False)
-    finally:
-        for h in handles:
-            h.remove()
+    hooks = [(parts.blocks[0], "pre", keep_input, True)]
+    hooks += [(b, "post", keep_output(i + 1), False) for i, b in enumerate(parts.blocks)]
+    with thread_hooks(*hooks), torch.inference_mode():
+        loaded.model(input_ids=x, use_cache=False)
     return torch.stack([s[0] for s in states])  # (L+1, T, d)
 
 

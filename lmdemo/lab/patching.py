@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmdemo.core.errors import UserError
-from lmdemo.lab.anatomy import anatomy
+from lmdemo.lab.anatomy import anatomy, thread_hooks
 from lmdemo.lab.lens import a_kind, hidden_of, read_ids, read_out, residual_stream, single_token
 from lmdemo.lab.next_token import token_texts
 
@@ -126,10 +126,10 @@ def prompt_ids(loaded, clean: str, corrupt: str) -> tuple[list[int], list[int]]:
 
 # ----------------------------------------------------------------------------- patched runs
 
-def _patch_hooks(parts, clean_states, plan, offset: int):
+def _patch_hooks(parts, clean_states, plan, offset: int) -> list[tuple]:
     """Hooks that write the clean stream into chosen rows of a batch that holds the tokens from
     `offset` on: `plan[depth]` = (rows, positions) index tensors to overwrite at that depth.
-    Returns the hook handles."""
+    Returns the hook specs for `thread_hooks`."""
 
     def overwrite(hidden, depth):  # hidden: (B, T - offset, d)
         rows, pos = plan[depth]
@@ -148,11 +148,8 @@ def _patch_hooks(parts, clean_states, plan, offset: int):
             return (new,) + tuple(output[1:]) if isinstance(output, tuple) else new
         return hook
 
-    handles = []
-    if 0 in plan:
-        handles.append(parts.blocks[0].register_forward_pre_hook(at_input, with_kwargs=True))
-    handles += [parts.blocks[d - 1].register_forward_hook(at_output(d)) for d in plan if d > 0]
-    return handles
+    specs = [(parts.blocks[0], "pre", at_input, True)] if 0 in plan else []
+    return specs + [(parts.blocks[d - 1], "post", at_output(d), False) for d in plan if d > 0]
 
 
 def _prefix_cache(model, ids: list[int], rows: int, device):
@@ -191,14 +188,10 @@ def _run_chunk(loaded, parts, corrupt_ids, clean_states, chunk, offset: int):
             offset = 0
         x = torch.tensor([corrupt_ids[offset:]] * len(chunk), dtype=torch.long,
                          device=dev)  # (B, T - offset)
-        handles = _patch_hooks(parts, clean_states, plan_t, offset)
-        try:
-            kw = {"past_key_values": cache, "use_cache": True} if cache is not None else {
-                "use_cache": False}
+        kw = {"past_key_values": cache, "use_cache": True} if cache is not None else {
+            "use_cache": False}
+        with thread_hooks(*_patch_hooks(parts, clean_states, plan_t, offset)):
             out = loaded.model(input_ids=x, logits_to_keep=1, **kw)
-        finally:
-            for h in handles:
-                h.remove()
         return out.logits[:, -1].float().cpu().numpy()  # (B, V)
 
 

@@ -167,8 +167,8 @@ def test_hooks_leave_other_threads_alone(loaded):
     thread.start()
     an = ha._check_model(loaded)
     mask = ha._mask([[0, 1, 2, 3]], an, "cpu")
-    with ha._hooks([(an.head_mixers[0], lambda _m, a: (ha._ablate(a[0], mask, "zero"),),
-                     False)]):
+    with ha.thread_hooks((an.head_mixers[0], "pre",
+                          lambda _m, a: (ha._ablate(a[0], mask, "zero"),), False)):
         entered.set()
         done.wait(30)
         assert not np.allclose(log_softmax(ha.ablated_logits(loaded, ids, [[]])[0]), clean,
