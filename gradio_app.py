@@ -6,8 +6,9 @@ calls the same lmdemo service and plot builder as the Streamlit page; nothing is
 Named endpoints (`/next_token`, `/score`, `/attention`, `/classify`, `/positional`,
 `/finetune_launch`, `/finetune_status`) return plain JSON through `lmdemo.api`, callable with
 `gradio_client.Client(url).predict(..., api_name="/next_token")`. Model work runs on one queue
-whose concurrency and length are capped (`LMDEMO_GRADIO_CONCURRENCY`, `LMDEMO_GRADIO_QUEUE`), so a
-crowd waits in line instead of exhausting memory. A service's `UserError` becomes a `gr.Error`
+whose concurrency and length are capped (`LMDEMO_GRADIO_CONCURRENCY`, `LMDEMO_GRADIO_QUEUE`, read
+with the other server settings by `lmdemo.core.config.gradio_settings`), so a crowd waits in line
+instead of exhausting memory. A service's `UserError` becomes a `gr.Error`
 with the same message. Building the Blocks loads no model: weights load on the first request.
 """
 
@@ -17,15 +18,16 @@ import functools
 import logging
 import math
 import os
-from dataclasses import dataclass
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never phone home (offline first)
 
 import gradio as gr  # noqa: E402
 
 from lmdemo import api  # noqa: E402
+from lmdemo.core import validate  # noqa: E402
+from lmdemo.core.config import GradioSettings, gradio_settings  # noqa: E402
 from lmdemo.core.errors import UserError  # noqa: E402
-from lmdemo.core.registry import default_lm  # noqa: E402
+from lmdemo.core.registry import ATTENTION_KINDS, LM_KINDS, default_lm  # noqa: E402
 
 log = logging.getLogger("lmdemo.gradio")
 LN2 = math.log(2)  # nats -> bits
@@ -38,36 +40,9 @@ SCORE_EXAMPLE = "The cat sat on the mat.\nThe mat sat on the cat.\nCat the on sa
 REVIEW_EXAMPLE = "A warm, funny film with a great cast.\nTwo hours I will never get back."
 
 
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, "") or default)
-    except ValueError:
-        return default
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """How the Gradio server runs; every field can be set from the environment."""
-
-    host: str  # LMDEMO_GRADIO_HOST (or GRADIO_SERVER_NAME, as Spaces sets it); default loopback
-    port: int  # LMDEMO_GRADIO_PORT (or GRADIO_SERVER_PORT); default 7860
-    concurrency: int  # LMDEMO_GRADIO_CONCURRENCY: model requests computed at once (default 2)
-    queue_size: int  # LMDEMO_GRADIO_QUEUE: requests waiting at most; more are refused (default 64)
-    torch_threads: int = 0  # LMDEMO_TORCH_THREADS: CPU threads per request (0: cpus / concurrency)
-
-    @classmethod
-    def from_env(cls) -> "ServerSettings":
-        return cls(host=os.environ.get("LMDEMO_GRADIO_HOST")
-                   or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1",
-                   port=_env_int("LMDEMO_GRADIO_PORT", _env_int("GRADIO_SERVER_PORT", 7860)),
-                   concurrency=max(1, _env_int("LMDEMO_GRADIO_CONCURRENCY", 2)),
-                   queue_size=max(1, _env_int("LMDEMO_GRADIO_QUEUE", 64)),
-                   torch_threads=max(0, _env_int("LMDEMO_TORCH_THREADS", 0)))
-
-    def threads(self) -> int:
-        """Torch CPU threads per request: requests computed at once share the cores, since
-        oversubscribed threads make small models several times slower."""
-        return self.torch_threads or max(1, (os.cpu_count() or 1) // self.concurrency)
+# How the server runs (host, port, queue, threads), read from the environment by
+# lmdemo.core.config.gradio_settings(); the old name stays for callers such as bench/load.py.
+ServerSettings = GradioSettings
 
 
 def guarded(fn):
@@ -148,8 +123,8 @@ def attention_view(text: str, model: str, layer: float, head: float, view: str):
     from lmdemo.plots import attention as plots
 
     res = svc.attention((model or api.DEFAULT_ENCODER).strip(), text)
-    layer = api.whole(layer, "layer", 0, res.n_layers - 1)
-    head = api.whole(head, "head", 0, res.n_heads - 1)
+    layer = validate.whole(layer, "layer", 0, res.n_layers - 1)
+    head = validate.whole(head, "head", 0, res.n_heads - 1)
     mat, what = {
         "head": (lambda: (res.attentions[layer, head], f"layer {layer}, head {head}")),
         "mean": (lambda: (mean_heads(res.attentions)[layer], f"layer {layer}, mean over heads")),
@@ -168,7 +143,7 @@ def positional_view(kind: str, length: float, d_model: float, metric: str):
     from lmdemo.lab import positional as pos
     from lmdemo.plots import positional as plots
 
-    length, d_model = pos.check_sizes(int(length), int(d_model))
+    length, d_model = pos.check_sizes(length, d_model)
     pe = pos.encoding(kind, length, d_model)  # (length, d_model)
     sim = pos.similarity(pe, metric)  # (length, length)
     stats = pos.diagonal_stats(sim)
@@ -233,8 +208,7 @@ def _text_beside_model(examples: list[str], kinds: tuple[str, ...], default: str
 
 
 def _next_word_tab() -> None:
-    with _text_beside_model(NEXT_EXAMPLES, ("causal-lm", "recurrent-lm"),
-                            default_lm()) as (text, model):
+    with _text_beside_model(NEXT_EXAMPLES, LM_KINDS, default_lm()) as (text, model):
         show = gr.Slider(1, api.MAX_TOP, 10, step=1, label="Tokens shown")
         temperature = gr.Slider(0, 3, 1.0, step=0.05, label="Temperature (0 = greedy)")
         top_k = gr.Slider(0, 100, 0, step=1, label="top-k (0 = keep all)")
@@ -258,7 +232,7 @@ def _next_word_tab() -> None:
 
 
 def _attention_tab() -> None:
-    with _text_beside_model(ATTENTION_EXAMPLES, ("encoder", "causal-lm", "classifier"),
+    with _text_beside_model(ATTENTION_EXAMPLES, ATTENTION_KINDS,
                             api.DEFAULT_ENCODER) as (text, model):
         with gr.Row():
             layer = gr.Number(3, label="Layer", precision=0, minimum=0)
@@ -336,7 +310,7 @@ def _sentiment_tab() -> None:
         refresh.click(status_view, run, [status, curve], api_visibility="private")
 
 
-def _endpoints(settings: ServerSettings) -> None:
+def _endpoints(settings: GradioSettings) -> None:
     """The named JSON endpoints (API only: no widgets)."""
     limit = settings.concurrency
     for fn, name in ((api.next_token, "next_token"), (api.score, "score"),
@@ -347,9 +321,9 @@ def _endpoints(settings: ServerSettings) -> None:
     gr.api(guarded(api.finetune_status), api_name="finetune_status", concurrency_limit=4)
 
 
-def build(settings: ServerSettings | None = None) -> gr.Blocks:
+def build(settings: GradioSettings | None = None) -> gr.Blocks:
     """The whole app, queue included. Loads no model."""
-    settings = settings or ServerSettings.from_env()
+    settings = settings or gradio_settings()
     with gr.Blocks(title="lmdemo — how language models work", analytics_enabled=False) as demo:
         gr.Markdown("# lmdemo\nSee how language models work: the next word, attention, "
                     "positional encodings and a sentiment classifier. The same models and "
@@ -369,7 +343,7 @@ def build(settings: ServerSettings | None = None) -> gr.Blocks:
 
 
 def main(argv: list[str] | None = None) -> None:
-    defaults = ServerSettings.from_env()
+    defaults = gradio_settings()
     parser = argparse.ArgumentParser(description="Serve the lmdemo Gradio app and its HTTP API.")
     parser.add_argument("--host", default=defaults.host,
                         help=f"interface to listen on (default {defaults.host}; 0.0.0.0 for all)")

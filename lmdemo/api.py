@@ -3,15 +3,14 @@
 Each function takes plain arguments (strings, numbers, lists — what an HTTP caller sends), calls one
 lmdemo service, and returns plain dicts and lists of numbers and strings, never arrays, tensors or
 figures, so the same result can go through `gradio_client`, `json.dumps` or a notebook. Arguments
-arrive unchecked from the network: numbers are coerced here (a bad one is a `UserError` that says
-what is allowed) and the services validate the rest. No model is loaded until a function is called.
+arrive unchecked from the network: numbers are coerced here with `lmdemo.core.validate` (a bad one
+is a `UserError` that says what is allowed) and the services validate the rest. No model is loaded until a function is called.
 """
 
 from __future__ import annotations
 
-import math
-
-from lmdemo.core.errors import UserError
+from lmdemo.core import validate
+from lmdemo.core.config import settings
 from lmdemo.core.registry import default_lm
 
 DEFAULT_ENCODER = "minilm"
@@ -22,42 +21,9 @@ MAX_SENTENCES = 64  # the most sentences one score / classify call accepts
 
 # ----------------------------------------------------------------------------- argument checks
 
-def whole(value, name: str, lo: int, hi: int) -> int:
-    """`value` as an int in [lo, hi], or a UserError naming the allowed range."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a whole number from {lo} to {hi} (got {value!r}).") \
-            from None
-    if not math.isfinite(number) or number != int(number) or not lo <= number <= hi:
-        raise UserError(f"{name} must be a whole number from {lo} to {hi} (got {value!r}).")
-    return int(number)
-
-
-def real(value, name: str) -> float:
-    """`value` as a finite float, or a UserError."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a number (got {value!r}).") from None
-    if not math.isfinite(number):
-        raise UserError(f"{name} must be a finite number (got {value!r}).")
-    return number
-
-
 def texts_of(value, what: str = "sentence", limit: int = MAX_SENTENCES) -> list[str]:
     """A list of texts from a list, or from one string with one text per line."""
-    if isinstance(value, str):
-        items = [line for line in value.splitlines() if line.strip()]
-    elif isinstance(value, (list, tuple)):
-        items = [str(v) for v in value]
-    else:
-        raise UserError(f"Give the {what}s as a list of strings or as text, one per line.")
-    if not items:
-        raise UserError(f"Give at least one {what} (one per line).")
-    if len(items) > limit:
-        raise UserError(f"That is {len(items)} {what}s; one call takes at most {limit}.")
-    return items
+    return validate.texts(value, what, limit, settings().max_text_chars)
 
 
 def _model(value, default: str) -> str:
@@ -73,7 +39,7 @@ def next_token(text: str, model: str = "", show: int = 10, temperature: float = 
     from lmdemo.lab import next_token as svc
 
     return svc.next_token(_model(model, default_lm()), text, top_k=top_k, temperature=temperature,
-                          top_p=top_p, show=whole(show, "show", 1, MAX_TOP)).to_json()
+                          top_p=top_p, show=validate.whole(show, "show", 1, MAX_TOP)).to_json()
 
 
 def score(sentences: list[str] | str, model: str = "") -> dict:
@@ -95,8 +61,9 @@ def attention(text: str, model: str = DEFAULT_ENCODER, layer: int | None = None,
     from lmdemo.lab import attention as svc
 
     result = svc.attention(_model(model, DEFAULT_ENCODER), text)
-    layer = None if layer in (None, "", -1) else whole(layer, "layer", 0, result.n_layers - 1)
-    head = None if head in (None, "", -1) else whole(head, "head", 0, result.n_heads - 1)
+    layer = None if layer in (None, "", -1) else validate.whole(layer, "layer", 0,
+                                                                result.n_layers - 1)
+    head = None if head in (None, "", -1) else validate.whole(head, "head", 0, result.n_heads - 1)
     data = result.to_json(layer=layer, head=head, digits=5)
     return dict(data, n_layers=result.n_layers, n_heads=result.n_heads)
 
@@ -107,10 +74,9 @@ def positional(kind: str = "sinusoidal", length: int = 64, d_model: int = 64) ->
     """A sinusoidal or sine-only encoding table (positions × dimensions)."""
     from lmdemo.lab import positional as pos
 
-    if kind not in pos.KINDS:
-        raise UserError(f"kind must be one of {', '.join(pos.KINDS)} (got {kind!r}).")
-    length = whole(length, "length", 1, pos.LIMITS.max_length)
-    d_model = whole(d_model, "d_model", 2, pos.LIMITS.max_d_model)
+    kind = validate.choice(kind, "kind", pos.KINDS)
+    length = validate.whole(length, "length", 1, pos.LIMITS.max_length)
+    d_model = validate.whole(d_model, "d_model", 2, pos.LIMITS.max_d_model)
     pe = pos.encoding(kind, length, d_model)  # (length, d_model)
     return {"kind": kind, "length": length, "d_model": d_model,
             "encoding": [[round(float(x), 6) for x in row] for row in pe]}
@@ -132,13 +98,14 @@ def finetune_launch(name: str, base: str = "minilm", method: str = "lora", epoch
     """Queue a fine-tuning run on the shipped reviews (it starts when a job slot is free)."""
     from lmdemo.training import jobs
 
-    lr = real(learning_rate, "learning_rate") if learning_rate not in (None, "", 0) else (
+    lr = learning_rate if learning_rate not in (None, "", 0) else (
         5e-4 if method == "lora" else 5e-5)
-    config = {"base": _model(base, "minilm"), "method": method, "epochs": real(epochs, "epochs"),
-              "learning_rate": lr, "batch_size": real(batch_size, "batch_size"),
-              "max_length": real(max_length, "max_length"), "data": "shipped"}
+    # jobs.submit checks every hyperparameter (lmdemo.training.finetune.TrainConfig)
+    config = {"base": _model(base, "minilm"), "method": method, "epochs": epochs,
+              "learning_rate": lr, "batch_size": batch_size, "max_length": max_length,
+              "data": "shipped"}
     if limit not in (None, "", 0):
-        config["limit"] = whole(limit, "limit", 1, 1_000_000)
+        config["limit"] = validate.whole(limit, "limit", 1, 1_000_000)
     return jobs.submit((name or "").strip(), config, token=token or None).to_json()
 
 

@@ -11,11 +11,11 @@ process unless an MPI hostfile is given: that is accelerate's simple launcher.)
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from lmdemo.cli import add_json_flag
+from lmdemo.core.config import launch_settings
 from lmdemo.core.errors import UserError
 
 
@@ -28,7 +28,8 @@ def register(sub) -> None:
     p.add_argument("--label-column", help="name of the label column (default: guessed)")
     p.add_argument("--out", help="new folder for the run (config, metrics, status, model/)")
     p.add_argument("--run-dir", help=argparse_hidden())
-    p.add_argument("--method", choices=("lora", "full"), default="lora")
+    p.add_argument("--method", default="lora",
+                   help="lora (an adapter and the head) or full (every weight)")
     p.add_argument("--epochs", type=float, default=3)
     p.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float)
     p.add_argument("--batch-size", type=float, default=16)
@@ -92,7 +93,7 @@ def run(args):
 
         data_jsonl = read_path(config["data"], args.text_column, args.label_column).to_jsonl()
     folder = Path(args.out)
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+    if launch_settings().distributed:
         from accelerate import PartialState
 
         from lmdemo.core.device import pick_device

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from lmdemo.cli import add_json_flag
+from lmdemo.core.registry import KINDS
 
 
 def register(sub) -> None:
     p = sub.add_parser("models", help="list the models the app can use")
-    p.add_argument("--kind", help="only this kind (encoder, causal-lm, recurrent-lm, classifier)")
+    p.add_argument("--kind", choices=KINDS, help="only models of this kind")
     add_json_flag(p)
     p.set_defaults(func=run)
 

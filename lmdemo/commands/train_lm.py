@@ -7,7 +7,8 @@ from lmdemo.cli import add_json_flag
 
 def register(sub) -> None:
     p = sub.add_parser("train-lm", help="train a tiny language model on the built corpus")
-    p.add_argument("--arch", required=True, choices=["gpt", "lstm", "gru", "rnn"])
+    p.add_argument("--arch", required=True,
+                   help="gpt, lstm, gru or rnn (checked by LMTrainConfig.validated)")
     p.add_argument("--steps", type=int, default=2000, help="optimizer steps")
     p.add_argument("--out", required=True, help="folder for weights, tokenizer and card.json")
     p.add_argument("--batch-size", type=int, default=32)
@@ -30,13 +31,14 @@ def run(args):
 
     from tqdm import tqdm
 
-    from lmdemo.training.train_lm import TrainConfig, train
+    from lmdemo.training.train_lm import LMTrainConfig, train
 
-    cfg = TrainConfig(arch=args.arch, out=args.out, steps=args.steps, batch_size=args.batch_size,
-                      block_size=args.block_size, lr=args.lr, warmup=args.warmup,
-                      dropout=args.dropout, seed=args.seed, threads=args.threads,
-                      eval_every=args.eval_every, max_minutes=args.max_minutes,
-                      corpus_dir=args.corpus_dir, model_id=args.id)
+    cfg = LMTrainConfig(arch=args.arch, out=args.out, steps=args.steps,
+                        batch_size=args.batch_size, block_size=args.block_size, lr=args.lr,
+                        warmup=args.warmup, dropout=args.dropout, seed=args.seed,
+                        threads=args.threads, eval_every=args.eval_every,
+                        max_minutes=args.max_minutes, corpus_dir=args.corpus_dir,
+                        model_id=args.id).validated()  # bad values exit 2 before any work
     bar = tqdm(total=cfg.steps, desc=f"train {cfg.arch}", file=sys.stderr, mininterval=10)
 
     def progress(step: int, total: int, loss: float) -> None:

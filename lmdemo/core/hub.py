@@ -6,16 +6,16 @@ point `LMDEMO_HUB_MIRROR` at a local folder laid out as `<mirror>/<org>/<name>` 
 the hub serves (models and datasets alike); the loaders then read from there through the same code
 path. The reachability check
 answers within `LMDEMO_HUB_TIMEOUT` seconds, so an unreachable hub gives a clear message, not a hang.
+Every one of these variables is read by `lmdemo.core.config.hub_settings()`.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from pathlib import Path
 
-from lmdemo.core.config import settings
+from lmdemo.core.config import hub_settings
 from lmdemo.core.errors import UserError
 
 _HUB_HOST = ("huggingface.co", 443)
@@ -24,21 +24,22 @@ _last_check: dict[str, tuple[float, bool]] = {}  # a tiny TTL cache of the reach
 
 
 def mirror_dir() -> Path | None:
-    raw = os.environ.get("LMDEMO_HUB_MIRROR", "").strip()
-    return Path(raw) if raw else None
+    """The operator's local mirror folder (LMDEMO_HUB_MIRROR), or None."""
+    return hub_settings().mirror
 
 
 def hub_disabled_reason() -> str | None:
     """Why hub models cannot be used at all, or None."""
-    if not settings().hub_enabled:
+    hub = hub_settings()
+    if not hub.enabled:
         return "The Hugging Face Hub is turned off on this server (LMDEMO_HUB=0)."
-    if os.environ.get("HF_HUB_OFFLINE", "") in ("1", "true", "True") and mirror_dir() is None:
+    if hub.offline and hub.mirror is None:
         return "The Hugging Face Hub is offline here (HF_HUB_OFFLINE=1)."
     return None
 
 
 def check_allowed(model_id: str) -> None:
-    allow = settings().hub_allow
+    allow = hub_settings().allow
     if allow and model_id not in allow:
         raise UserError(f"Hub model {model_id!r} is not allowed on this server. Allowed: "
                         + ", ".join(allow))
@@ -50,7 +51,7 @@ def _probe() -> bool:
     if cached and now - cached[0] < _CHECK_TTL_S:
         return cached[1]
     try:
-        with socket.create_connection(_HUB_HOST, timeout=settings().hub_timeout_s):
+        with socket.create_connection(_HUB_HOST, timeout=hub_settings().timeout_s):
             ok = True
     except OSError:
         ok = False

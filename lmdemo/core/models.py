@@ -2,6 +2,8 @@
 
 `load(model_id)` returns a `Loaded` bundle (model in eval mode, tokenizer, spec, device). One copy
 per (id, device, dtype) per process is shared by every Streamlit page, the Gradio app and the CLI.
+Each cache key has its own lock, so two different models load at the same time (a slow hub download
+stalls only the pages waiting for that model) while the same model is loaded once.
 Models load with eager attention (so attention weights can be returned), `use_safetensors=True`,
 and never `trust_remote_code`. Fine-tuning gets a fresh, uncached copy from `fresh_classifier`.
 """
@@ -18,7 +20,8 @@ from lmdemo.core.errors import UserError
 from lmdemo.core.registry import ModelSpec, embedded_available, get_spec
 
 _CACHE: dict[tuple, Loaded] = {}  # (id, location, device, dtype) -> Loaded; one per process
-_LOCK = threading.Lock()
+_CACHE_LOCK = threading.Lock()  # guards _CACHE and _KEY_LOCKS; held for dict operations only
+_KEY_LOCKS: dict[tuple, threading.Lock] = {}  # one per key being loaded; held while it loads
 _HF_KW = {"use_safetensors": True, "trust_remote_code": False}
 LABELS = {0: "negative", 1: "positive"}
 
@@ -138,12 +141,31 @@ def load(model_id: str, kinds: tuple[str, ...] | None = None, device: str | None
     dtype = pick_dtype(dev)
     location = _location(spec)
     key = (spec.id, location, dev, dtype_name(dtype))
-    with _LOCK:
-        if key in _CACHE:
-            return _check_kind(_CACHE[key], kinds)
-        loaded = _load_uncached(spec, location, dev, dtype)
-        _CACHE[key] = loaded
-    return _check_kind(loaded, kinds)
+    return _check_kind(_cached(key, lambda: _load_uncached(spec, location, dev, dtype)), kinds)
+
+
+def _cached(key: tuple, build) -> Loaded:
+    """The cached bundle for `key`, or the result of `build()` stored under it. Only callers of
+    the same key wait for each other; a failed build caches nothing, so the next call retries."""
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            return hit
+        lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        with _CACHE_LOCK:
+            hit = _CACHE.get(key)  # loaded by the caller this one waited for
+            if hit is not None:
+                return hit
+        try:
+            loaded = build()
+            with _CACHE_LOCK:
+                _CACHE[key] = loaded
+        finally:
+            with _CACHE_LOCK:
+                if _KEY_LOCKS.get(key) is lock:
+                    del _KEY_LOCKS[key]
+        return loaded
 
 
 def _check_kind(loaded: Loaded, kinds: tuple[str, ...] | None) -> Loaded:
@@ -192,10 +214,7 @@ def load_spec(spec: ModelSpec, device: str | None = None) -> Loaded:
     dev = pick_device(device)
     dtype = pick_dtype(dev)
     key = (spec.id, spec.location, dev, dtype_name(dtype))
-    with _LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = _load_uncached(spec, spec.location, dev, dtype)
-        return _CACHE[key]
+    return _cached(key, lambda: _load_uncached(spec, spec.location, dev, dtype))
 
 
 def fresh_classifier(base_id: str, dtype=None):
@@ -210,11 +229,11 @@ def fresh_classifier(base_id: str, dtype=None):
 
 def is_loaded(model_id: str) -> bool:
     """Whether a model is already in this process's cache (pages show a preview until it is)."""
-    with _LOCK:
+    with _CACHE_LOCK:
         return any(key[0] == model_id for key in _CACHE)
 
 
 def clear_cache() -> None:
     """Forget every loaded model (tests use it; the app never needs to)."""
-    with _LOCK:
+    with _CACHE_LOCK:
         _CACHE.clear()

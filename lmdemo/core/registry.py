@@ -21,7 +21,12 @@ from pathlib import Path
 from lmdemo.core.config import ASSETS, settings
 from lmdemo.core.errors import UserError
 
-KINDS = ("encoder", "causal-lm", "recurrent-lm", "classifier")
+# The kinds of model, and the groups of them that services and pickers ask for. Every other module
+# names these tuples instead of spelling its own.
+KINDS = ("encoder", "causal-lm", "recurrent-lm", "classifier")  # every kind a model can be
+LM_KINDS = ("causal-lm", "recurrent-lm")  # predict the next token (next word, generation, score)
+ATTENTION_KINDS = ("encoder", "causal-lm", "classifier")  # transformers: attention can be shown
+RECURRENT_KINDS = ("recurrent-lm",)  # LSTM / GRU / RNN (the RNN-versus-transformer page)
 LM_DIR = ASSETS / "lm"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lmdemo.core.config import settings
+from lmdemo.core.config import launch_settings, settings
 from lmdemo.core.errors import UserError
 from lmdemo.core.registry import RUN_NAME
 
@@ -308,7 +308,7 @@ class Recorder:
 
 def is_main_process() -> bool:
     """False in the extra processes of `accelerate launch` (only rank 0 writes the run folder)."""
-    return int(os.environ.get("RANK", "0") or 0) == 0
+    return launch_settings().is_main
 
 
 def run_worker(folder: Path, on_step=None) -> dict:

@@ -3,7 +3,7 @@
 The pipeline is corpus (lmdemo.training.corpus) -> one shared byte-level BPE tokenizer (trained once, cached,
 copied into every model folder) -> token stream with `<|endoftext|>` between documents -> random
 windows of `block_size` tokens -> AdamW with warmup and cosine decay, gradient clipping, a fixed
-seed. `train(TrainConfig)` reports progress through a callback (the CLI passes a tqdm bar) and writes
+seed. `train(LMTrainConfig)` reports progress through a callback (the CLI passes a tqdm bar) and writes
 the weights (safetensors), the tokenizer and `card.json` (parameters, steps, time, validation
 perplexity) into the output folder. Validation perplexity is measured the same way for every
 model: non-overlapping `block_size` windows of the held-out split, every token predicted.
@@ -15,11 +15,12 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from lmdemo.core import validate
 from lmdemo.core.errors import UserError
 from lmdemo.training import corpus
 
@@ -38,8 +39,9 @@ DEFAULT_LR = {"gpt": 2e-3, "lstm": 3e-3, "gru": 3e-3, "rnn": 1e-3}
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """One training run."""
+class LMTrainConfig:
+    """One from-scratch language-model training run (fine-tuning a classifier is
+    `lmdemo.training.finetune.TrainConfig`)."""
 
     arch: str  # gpt, lstm, gru or rnn
     out: str  # folder for weights, tokenizer and card.json
@@ -56,6 +58,29 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop early after this many minutes (0 = no limit)
     corpus_dir: str = ""  # corpus folder (default: lmdemo.training.corpus.default_dir())
     model_id: str = ""  # id written in the card (default: tiny-<arch>)
+
+    def validated(self) -> LMTrainConfig:
+        """This config with every value checked and in its proper type, or a UserError naming the
+        first bad value and what is allowed."""
+        if not isinstance(self.out, str) or not self.out.strip():
+            raise UserError("Give an output folder for the model (--out).")
+        return replace(
+            self,
+            arch=validate.choice(self.arch, "arch", ARCHS),
+            steps=validate.whole(self.steps, "steps", 1, 10_000_000),
+            batch_size=validate.whole(self.batch_size, "batch size", 1, 4096),
+            block_size=validate.whole(self.block_size, "block size", 2, 8192),
+            lr=validate.real(self.lr, "learning rate", 0, 1, hint="0 = the arch's default"),
+            warmup=validate.whole(self.warmup, "warmup", 0, 10_000_000),
+            weight_decay=validate.real(self.weight_decay, "weight decay", 0, 10),
+            dropout=validate.real(self.dropout, "dropout", 0, 1, hi_open=True),
+            seed=validate.whole(self.seed, "seed", 0, 2**32 - 1),
+            threads=validate.whole(self.threads, "threads", 1, 1024),
+            eval_every=validate.whole(self.eval_every, "eval every", 0, 10_000_000,
+                                      hint="0 = only at the end"),
+            max_minutes=validate.real(self.max_minutes, "max minutes", 0, 100_000,
+                                      hint="0 = no limit"),
+        )
 
 
 ProgressFn = Callable[[int, int, float], None]  # (step, total, loss)
@@ -158,7 +183,7 @@ def evaluate(model, stream: np.ndarray, block: int, max_tokens: int = 0,
     return total / max(count, 1), count
 
 
-def _lr_at(step: int, cfg: TrainConfig, peak: float, elapsed_s: float) -> float:
+def _lr_at(step: int, cfg: LMTrainConfig, peak: float, elapsed_s: float) -> float:
     """Linear warmup, then cosine decay to 10% of the peak over the steps or the time budget,
     whichever runs out first (so a run cut short by --max-minutes still ends annealed)."""
     if step < cfg.warmup:
@@ -176,16 +201,13 @@ def _save(model, arch: str, out: Path) -> None:
         model.save(out)
 
 
-def train(cfg: TrainConfig, progress: ProgressFn | None = None,
+def train(cfg: LMTrainConfig, progress: ProgressFn | None = None,
           log: Callable[[str], None] = print) -> dict:
     """Train one model as `cfg` says and write it to `cfg.out`; return the card."""
     import torch
     import torch.nn.functional as F
 
-    if cfg.arch not in ARCHS:
-        raise UserError(f"Unknown arch {cfg.arch!r}: use one of {', '.join(ARCHS)}.")
-    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.block_size < 2:
-        raise UserError("steps and batch size must be at least 1, block size at least 2.")
+    cfg = cfg.validated()
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)

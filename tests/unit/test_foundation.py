@@ -11,7 +11,7 @@ import pytest
 
 from lmdemo.core import models, registry
 from lmdemo.core.errors import UserError
-from tests.helpers import save_tiny_bert, save_tiny_gpt2
+from tests.helpers import LM, TINY_ID
 
 HEAVY = ("torch", "transformers", "streamlit", "gradio")
 
@@ -40,6 +40,17 @@ def test_models_json_lists_every_kind():
     assert ids["minilm"]["available"] is True and ids["minilm"]["source"] == "embedded"
     assert ids["distilgpt2"]["source"] == "hub" and ids["distilgpt2"]["available"] is False
     assert {"tiny-gpt", "tiny-lstm", "tiny-gru", "tiny-rnn"} <= ids.keys()
+    assert {m["kind"] for m in data} == set(registry.KINDS)
+
+
+def test_models_kind_filter_and_the_kind_groups():
+    proc = _cli("models", "--kind", "recurrent-lm", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert {m["id"] for m in json.loads(proc.stdout)} == {"tiny-lstm", "tiny-gru", "tiny-rnn"}
+    assert _cli("models", "--kind", "llm").returncode == 2  # not a kind: argparse says which are
+    assert set(registry.LM_KINDS) | set(registry.ATTENTION_KINDS) == set(registry.KINDS)
+    assert set(registry.RECURRENT_KINDS) < set(registry.LM_KINDS)
+    assert "recurrent-lm" not in registry.ATTENTION_KINDS  # RNNs have no attention to show
 
 
 def test_cli_unknown_model_exits_2_without_traceback(monkeypatch):
@@ -68,39 +79,90 @@ def test_unreachable_hub_answers_fast(monkeypatch):
     assert time.monotonic() - start < 5
 
 
-def test_hub_switch_and_allow_list(monkeypatch, tmp_path):
-    save_tiny_gpt2(tmp_path / "org" / "tiny-gpt2")
-    monkeypatch.setenv("LMDEMO_HUB_MIRROR", str(tmp_path))
+def test_hub_switch_and_allow_list(tiny_env, monkeypatch):
     monkeypatch.setenv("LMDEMO_HUB_ALLOW", "gpt2")
     with pytest.raises(UserError, match="not allowed"):
-        models.load("org/tiny-gpt2")
+        models.load(LM)
+    monkeypatch.setenv("LMDEMO_HUB_ALLOW", f"gpt2, {LM}")
+    assert models.load(LM).spec.id == LM
     monkeypatch.delenv("LMDEMO_HUB_ALLOW")
     monkeypatch.setenv("LMDEMO_HUB", "0")
     with pytest.raises(UserError, match="turned off"):
-        models.load("org/tiny-gpt2")
+        models.load("test-org/not-cached-yet")
 
 
-def test_hub_models_load_from_a_mirror_and_are_cached(monkeypatch, tmp_path):
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, (True, (), 5.0, None, False)),
+    ({"LMDEMO_HUB": "off", "LMDEMO_HUB_ALLOW": "a, b,,", "LMDEMO_HUB_TIMEOUT": "2.5",
+      "LMDEMO_HUB_MIRROR": "/srv/mirror", "HF_HUB_OFFLINE": "1"},
+     (False, ("a", "b"), 2.5, "/srv/mirror", True)),
+    ({"LMDEMO_HUB_TIMEOUT": "soon", "HF_HUB_OFFLINE": "TRUE", "LMDEMO_HUB_MIRROR": " "},
+     (True, (), 5.0, None, True)),
+    ({"LMDEMO_HUB_TIMEOUT": "-1", "HF_HUB_OFFLINE": "0"}, (True, (), 5.0, None, False)),
+])
+def test_hub_settings_are_read_in_config(monkeypatch, env, expected):
+    from lmdemo.core import hub
+    from lmdemo.core.config import hub_settings
+
+    for name in ("LMDEMO_HUB", "LMDEMO_HUB_ALLOW", "LMDEMO_HUB_TIMEOUT", "LMDEMO_HUB_MIRROR",
+                 "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    s = hub_settings()
+    assert (s.enabled, s.allow, s.timeout_s, s.mirror and str(s.mirror), s.offline) == expected
+    assert hub.mirror_dir() == s.mirror
+    if not s.enabled:
+        assert "LMDEMO_HUB=0" in hub.hub_disabled_reason()
+    elif s.offline and s.mirror is None:
+        assert "HF_HUB_OFFLINE=1" in hub.hub_disabled_reason()
+
+
+def test_launch_settings(monkeypatch):
+    from lmdemo.core.config import launch_settings
+    from lmdemo.training.jobs import is_main_process
+
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert launch_settings() == launch_settings().__class__(rank=0, world_size=1)
+    assert is_main_process() and not launch_settings().distributed
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert not is_main_process() and launch_settings().distributed
+
+
+def test_no_module_reads_a_setting_from_the_environment_itself():
+    """Settings are read in lmdemo/core/config.py only (the tests monkeypatch them there)."""
+    import re
+
+    from tests.helpers import ROOT
+
+    pattern = re.compile(r"os\.environ\.get|os\.getenv|os\.environ\[")
+    files = [*(ROOT / "lmdemo").rglob("*.py"), ROOT / "gradio_app.py", ROOT / "app.py"]
+    offenders = [str(p.relative_to(ROOT)) for p in files
+                 if p.name != "config.py" and "assets" not in p.relative_to(ROOT).parts
+                 and pattern.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []
+
+
+def test_hub_models_load_from_a_mirror_and_are_cached(tiny_env, tiny_mirror):
     import torch
+    from transformers import AutoModelForCausalLM
 
-    gpt = save_tiny_gpt2(tmp_path / "org" / "tiny-gpt2")
-    save_tiny_bert(tmp_path / "org" / "tiny-bert")
-    monkeypatch.setenv("LMDEMO_HUB_MIRROR", str(tmp_path))
-    models.clear_cache()
-    first = models.load("org/tiny-gpt2", kinds=("causal-lm",))
+    gpt = AutoModelForCausalLM.from_pretrained(tiny_mirror / LM).eval()
+    first = models.load(LM, kinds=("causal-lm",))
     assert first.spec.kind == "causal-lm" and first.spec.source == "hub"
-    assert models.load("org/tiny-gpt2") is first  # one cached copy per process
+    assert models.load(LM) is first  # one cached copy per process
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.inference_mode():
         ours = first.model(ids, output_attentions=True)
         ref = gpt(ids, output_attentions=True)
     assert len(ours.attentions) == 2  # eager attention returns weights
     torch.testing.assert_close(ours.logits, ref.logits)
-    bert = models.load("org/tiny-bert")
+    bert = models.load(TINY_ID)
     assert bert.spec.kind == "encoder"
-    with pytest.raises(UserError):
-        models.load("org/tiny-bert", kinds=("causal-lm",))
-    models.clear_cache()
+    with pytest.raises(UserError, match="needs a causal-lm"):
+        models.load(TINY_ID, kinds=("causal-lm",))
 
 
 def test_minilm_loads_from_the_package():

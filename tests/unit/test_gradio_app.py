@@ -7,7 +7,7 @@ Bad input must come back as `gr.Error` carrying the service's message, never ano
 
 from __future__ import annotations
 
-from pathlib import Path
+import math
 
 import gradio as gr
 import plotly.graph_objects as go
@@ -17,43 +17,13 @@ import gradio_app
 from lmdemo import api
 from lmdemo.core import models
 from lmdemo.core.errors import UserError
-from tests.helpers import save_tiny_gpt2
-
-LM = "test-org/tiny-gpt2"
-CLS = "test-org/tiny-classifier"
-
-
-def save_tiny_classifier(folder: Path) -> None:
-    """A tiny random BERT sequence classifier (2 labels) with a word-piece vocab."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    torch.manual_seed(0)
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "film", "good", "bad", "not"]
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
-    cfg = BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1,
-                     num_attention_heads=2, intermediate_size=32, max_position_embeddings=64,
-                     num_labels=2, id2label={0: "negative", 1: "positive"},
-                     label2id={"negative": 0, "positive": 1})
-    BertForSequenceClassification(cfg).eval().save_pretrained(folder, safe_serialization=True)
-    BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
-
-
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("gradio-mirror")
-    save_tiny_gpt2(root / LM)
-    save_tiny_classifier(root / CLS)
-    return root
+from tests.helpers import CLS, LM, reference_distribution
 
 
 @pytest.fixture
-def env(mirror, monkeypatch, tmp_path):
-    monkeypatch.setenv("LMDEMO_HUB_MIRROR", str(mirror))
-    monkeypatch.setenv("LMDEMO_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return mirror
+def env(tiny_env, tiny_mirror):
+    """The shared tiny mirror as the hub, a fresh home; returns the mirror folder."""
+    return tiny_mirror
 
 
 def error_of(fn, *args) -> str:
@@ -67,7 +37,7 @@ def error_of(fn, *args) -> str:
 
 def test_build_loads_no_model_and_names_the_endpoints(env):
     models.clear_cache()
-    demo = gradio_app.build(gradio_app.ServerSettings("127.0.0.1", 7860, 3, 17))
+    demo = gradio_app.build(gradio_app.GradioSettings("127.0.0.1", 7860, 3, 17))
     assert not models._CACHE, "building the app must not load weights"
     names = {fn.api_name for fn in demo.fns.values()}
     for name in ("next_token", "score", "attention", "classify", "positional",
@@ -81,13 +51,25 @@ def test_build_loads_no_model_and_names_the_endpoints(env):
 
 
 def test_server_settings_from_env_and_flags(monkeypatch):
+    from lmdemo.core.config import gradio_settings
+
     monkeypatch.setenv("LMDEMO_GRADIO_PORT", "7999")
     monkeypatch.setenv("LMDEMO_GRADIO_CONCURRENCY", "0")
     monkeypatch.setenv("LMDEMO_GRADIO_QUEUE", "nonsense")
+    monkeypatch.setenv("LMDEMO_TORCH_THREADS", "3")
     monkeypatch.delenv("LMDEMO_GRADIO_HOST", raising=False)
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
-    s = gradio_app.ServerSettings.from_env()
-    assert (s.host, s.port, s.concurrency, s.queue_size) == ("127.0.0.1", 7999, 1, 64)
+    s = gradio_settings()
+    assert (s.host, s.port, s.concurrency, s.queue_size, s.threads()) == (
+        "127.0.0.1", 7999, 1, 64, 3)
+    # Spaces sets GRADIO_SERVER_*; LMDEMO_GRADIO_* wins over them
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "8001")
+    monkeypatch.delenv("LMDEMO_GRADIO_PORT")
+    assert (gradio_settings().host, gradio_settings().port) == ("0.0.0.0", 8001)
+    monkeypatch.setenv("LMDEMO_GRADIO_HOST", "127.0.0.2")
+    assert gradio_settings().host == "127.0.0.2"
+    assert gradio_app.ServerSettings.from_env() == gradio_settings()  # the old name still works
 
 
 # ----------------------------------------------------------------------------- next word
@@ -99,12 +81,30 @@ def test_next_word_view(env):
     assert "bits" in summary
 
 
-def test_next_token_json_matches_the_service(env):
-    from lmdemo.lab import next_token as svc
+def test_next_token_json_matches_transformers(env):
+    """The endpoint's numbers against a distribution computed here from transformers: the same
+    top tokens and probabilities, the entropy, and what temperature 0 and top-k do to it."""
+    p, tok = reference_distribution(env / LM, "The cat")
+    order = sorted(range(len(p)), key=lambda i: (-p[i], i))
+    entropy = -sum(float(q) * math.log(q) for q in p if q > 0)
 
-    data = api.next_token("The cat", LM, show=3, temperature=0)
-    assert data == svc.next_token(LM, "The cat", temperature=0, show=3).to_json()
-    assert data["entries"][0]["sampling_prob"] == 1.0  # temperature 0 is greedy
+    data = api.next_token("The cat", LM, show=5, temperature=1.0)
+    assert [e["id"] for e in data["entries"]] == order[:5]
+    assert [e["prob"] for e in data["entries"]] == pytest.approx([p[i] for i in order[:5]],
+                                                                 abs=1e-5)
+    assert [e["token"] for e in data["entries"]] == [tok.decode([i]) for i in order[:5]]
+    assert data["entropy"] == pytest.approx(entropy, abs=1e-4)
+    assert data["vocab_size"] == len(p) and data["kept"] == len(p)
+
+    greedy = api.next_token("The cat", LM, show=3, temperature=0)
+    assert [e["sampling_prob"] for e in greedy["entries"]] == [1.0, 0.0, 0.0]
+    assert greedy["entries"][0]["id"] == order[0] and greedy["sampling_entropy"] == 0
+
+    top2 = api.next_token("The cat", LM, show=3, top_k=2)
+    mass = p[order[0]] + p[order[1]]
+    assert [e["sampling_prob"] for e in top2["entries"]] == pytest.approx(
+        [p[order[0]] / mass, p[order[1]] / mass, 0.0], abs=1e-5)
+    assert top2["kept"] == 2
 
 
 @pytest.mark.parametrize(("args", "words"), [
@@ -177,13 +177,25 @@ def test_positional_bad_input():
 # ----------------------------------------------------------------------------- sentiment
 
 def test_classify_view(env):
-    fig, rows = gradio_app.classify_view("a good film\na bad film", CLS)
+    """Probabilities against the classifier run here straight from transformers."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    texts = ["a good film", "a bad film"]
+    tok = AutoTokenizer.from_pretrained(env / CLS)
+    ref = AutoModelForSequenceClassification.from_pretrained(env / CLS).eval()
+    with torch.no_grad():
+        want = [float(torch.softmax(ref(**tok(t, return_tensors="pt")).logits[0], -1)[1])
+                for t in texts]  # P(positive) of each review
+
+    fig, rows = gradio_app.classify_view("\n".join(texts), CLS)
     assert isinstance(fig, go.Figure)
-    assert abs(sum(fig.data[0].x) - 1) < 1e-6
-    assert [r[0] for r in rows] == ["a good film", "a bad film"]
-    pred = api.classify(["a good film"], CLS)[0]
-    assert pred["label"] in ("negative", "positive") and rows[0][2] == round(
-        api.classify("a good film", CLS)[0]["probs"]["positive"], 4)
+    assert [r[0] for r in rows] == texts
+    assert [r[2] for r in rows] == pytest.approx(want, abs=1e-4)
+    preds = api.classify(texts, CLS)
+    assert [p["probs"]["positive"] for p in preds] == pytest.approx(want, abs=1e-5)
+    assert [p["label"] for p in preds] == ["positive" if w >= 0.5 else "negative" for w in want]
+    assert api.classify("a good film", CLS)[0] == preds[0]  # one string is one review
 
 
 def test_classify_bad_input(env):
@@ -196,9 +208,14 @@ def test_finetune_launch_refuses_bad_values_and_status_lists_runs(env):
     bad_name = ["../escape"] + args[1:]
     assert "not a valid run name" in error_of(gradio_app.launch_view, *bad_name)
     bad_epochs = args[:3] + [-1] + args[4:]
-    assert "pochs must be greater than 0" in error_of(gradio_app.launch_view, *bad_epochs)
+    assert "Epochs must be a whole number from 1 to 100 (got -1)" in error_of(
+        gradio_app.launch_view, *bad_epochs)
     bad_method = args[:2] + ["half"] + args[3:]
-    assert "Method 'half' is unknown" in error_of(gradio_app.launch_view, *bad_method)
+    assert "Method must be one of 'lora', 'full' (got 'half')" in error_of(
+        gradio_app.launch_view, *bad_method)
+    bad_rate = args[:4] + ["fast"] + args[5:]
+    assert "Learning rate must be a number, not 'fast'" in error_of(gradio_app.launch_view,
+                                                                    *bad_rate)
     status, fig = gradio_app.status_view("")
     assert status == {"runs": []} and fig is None
     assert "No run is called" in error_of(gradio_app.status_view, "never-made")
@@ -236,14 +253,3 @@ def test_unexpected_errors_become_short_gr_errors():
     message = error_of(broken, 1)
     assert message.startswith("broken could not be computed: RuntimeError: boom")
     assert len(message) < 400
-
-
-@pytest.mark.parametrize(("value", "ok"), [(3, True), (3.0, True), ("3", True), (3.5, False),
-                                           (None, False), (float("nan"), False), (99, False),
-                                           ("x", False)])
-def test_whole(value, ok):
-    if ok:
-        assert api.whole(value, "n", 0, 10) == 3
-    else:
-        with pytest.raises(UserError, match="n must be a whole number from 0 to 10"):
-            api.whole(value, "n", 0, 10)

@@ -11,8 +11,7 @@ import socket
 
 import pytest
 
-from tests.helpers import save_tiny_gpt2
-from tests.unit.test_gradio_app import CLS, LM, save_tiny_classifier
+from tests.helpers import CLS, LM, reference_distribution
 
 pytestmark = pytest.mark.slow
 
@@ -24,19 +23,16 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, tiny_mirror):
     mp = pytest.MonkeyPatch()
-    mirror = tmp_path_factory.mktemp("http-mirror")
-    save_tiny_gpt2(mirror / LM)
-    save_tiny_classifier(mirror / CLS)
-    mp.setenv("LMDEMO_HUB_MIRROR", str(mirror))
+    mp.setenv("LMDEMO_HUB_MIRROR", str(tiny_mirror))
     mp.setenv("LMDEMO_HOME", str(tmp_path_factory.mktemp("http-home")))
     mp.setenv("HF_HUB_OFFLINE", "1")
     mp.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     import gradio_app
 
     port = free_port()
-    demo = gradio_app.build(gradio_app.ServerSettings("127.0.0.1", port, 2, 16))
+    demo = gradio_app.build(gradio_app.GradioSettings("127.0.0.1", port, 2, 16))
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
                 quiet=True, ssr_mode=False, mcp_server=False)
     try:
@@ -53,11 +49,14 @@ def client(server):
     return Client(server, verbose=False)
 
 
-def test_next_token_over_http(client):
+def test_next_token_over_http(client, tiny_mirror):
     data = client.predict("The cat sat", LM, 4, 0.0, api_name="/next_token")
     assert data["model"] == LM and len(data["entries"]) == 4
-    assert data["entries"][0]["sampling_prob"] == 1.0  # temperature 0: greedy
-    assert {"token", "id", "prob", "sampling_prob"} <= set(data["entries"][0])
+    p, _ = reference_distribution(tiny_mirror / LM, "The cat sat")  # computed here, not served
+    order = sorted(range(len(p)), key=lambda i: (-p[i], i))[:4]
+    assert [e["id"] for e in data["entries"]] == order
+    assert [e["prob"] for e in data["entries"]] == pytest.approx([p[i] for i in order], abs=1e-5)
+    assert [e["sampling_prob"] for e in data["entries"]] == [1.0, 0, 0, 0]  # temperature 0
 
 
 def test_score_attention_classify_over_http(client):

@@ -10,10 +10,8 @@ import pytest
 from lmdemo.core import registry
 from lmdemo.core.errors import UserError
 from lmdemo.training import jobs
-from tests.unit import sentiment_helpers as helpers
-from tests.unit.sentiment_helpers import TINY_ID, write_reviews
-
-tiny_mirror, tiny_env = helpers.tiny_mirror, helpers.tiny_env  # fixtures
+from tests import helpers
+from tests.helpers import TINY_ID, write_reviews
 
 
 def _config(**extra):
@@ -134,7 +132,12 @@ def test_compare_rows_show_the_shipped_soup_and_finished_runs(tiny_env):
     top = rows["sentiment-minilm"]
     assert top["val_accuracy"] == shipped["validation"]["accuracy"]
     assert top["method"] == f"lora soup of {len(shipped['ingredients'])} runs"
-    assert top["base"] == "minilm" and top["samples_per_s"] > 0
+    speeds = [i["train_samples_per_s"] for i in shipped["ingredients"]]
+    assert top["base"] == "minilm"
+    assert top["samples_per_s"] == pytest.approx(sum(speeds) / len(speeds), abs=0.05)
     run = rows["run:cmp"]
     status = jobs.get_run("cmp").status
     assert run["val_accuracy"] == status["best_val_accuracy"] and run["method"] == "lora"
+    assert run["samples_per_s"] == round(status["train_samples_per_s"], 1)
+    # 36 reviews, 4 of each label held out: 28 trained on in one epoch, over the time it took
+    assert status["train_samples_per_s"] == pytest.approx(28 / status["train_seconds"], rel=1e-6)

@@ -65,7 +65,7 @@ def test_missing_path_and_imdb_offline(monkeypatch, tmp_path):
 
 
 def test_imdb_loads_through_datasets_from_a_mirror_in_the_hub_layout(monkeypatch, tmp_path):
-    from tests.unit.sentiment_helpers import NEGATIVE, POSITIVE, make_imdb_mirror
+    from tests.helpers import NEGATIVE, POSITIVE, make_imdb_mirror
 
     make_imdb_mirror(tmp_path)
     monkeypatch.setenv("LMDEMO_HUB_MIRROR", str(tmp_path))

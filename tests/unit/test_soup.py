@@ -7,10 +7,8 @@ import pytest
 
 from lmdemo.core.errors import UserError
 from lmdemo.training import soup
-from tests.unit import sentiment_helpers as helpers
-from tests.unit.sentiment_helpers import TINY_ID, train_tiny_run
-
-tiny_mirror, tiny_env = helpers.tiny_mirror, helpers.tiny_env  # fixtures
+from tests import helpers
+from tests.helpers import TINY_ID, train_tiny_run
 
 
 def _merged_state(adapter):

@@ -5,10 +5,12 @@ models return per-step hidden states and a state that continues stepping exactly
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
-from lmdemo.core.registry import get_spec
+from lmdemo.core.registry import LM_KINDS, get_spec
+from tests.helpers import tiny_recurrent
 
 ZOO = ("tiny-gpt", "tiny-lstm", "tiny-gru", "tiny-rnn")
 RECURRENT = ("tiny-lstm", "tiny-gru", "tiny-rnn")
@@ -18,7 +20,7 @@ TEXT = "The children played in the garden until it got dark."
 def _load(model_id):
     from lmdemo.core.models import load
 
-    return load(model_id, kinds=("causal-lm", "recurrent-lm"), device="cpu")
+    return load(model_id, kinds=LM_KINDS, device="cpu")
 
 
 @pytest.mark.parametrize("model_id", ZOO)
@@ -47,7 +49,13 @@ def test_files_are_safetensors_under_10_mb_with_a_card(model_id):
     assert weights.exists() and weights.stat().st_size < 10_000_000
     assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))
     card = json.loads((folder / "card.json").read_text())
-    assert card["valid_perplexity"] > 1 and card["parameters"] > 0 and card["steps"] > 0
+    model = _load(model_id).model
+    assert card["parameters"] == sum(p.numel() for p in model.parameters())
+    assert card["steps"] == card["config"]["steps"] or card["train_seconds"] >= 60 * card[
+        "config"]["max_minutes"] * 0.99  # every step ran, or the time budget ended the run
+    assert card["valid_perplexity"] == pytest.approx(math.exp(card["valid_loss"]), rel=1e-3)
+    # trained: far better than guessing uniformly over the 8192-token vocabulary
+    assert 1 < card["valid_perplexity"] < card["vocab_size"] / 10
 
 
 def test_all_four_share_one_tokenizer():
@@ -103,8 +111,7 @@ def test_recurrent_save_and_reload_round_trip(tmp_path):
 
     from lmdemo.core.recurrent import RecurrentConfig, RecurrentLM
 
-    torch.manual_seed(0)
-    model = RecurrentLM(RecurrentConfig(arch="gru", vocab_size=50, n_embd=8, n_hidden=12)).eval()
+    model = tiny_recurrent("gru", vocab_size=50, n_embd=8, n_hidden=12)
     model.save(tmp_path)
     again = RecurrentLM.from_folder(tmp_path).eval()
     ids = torch.tensor([[1, 2, 3, 4]])
@@ -119,15 +126,15 @@ def test_recurrent_save_and_reload_round_trip(tmp_path):
 def test_train_lm_end_to_end_on_a_tiny_corpus(tmp_path, arch):
     from transformers import AutoTokenizer
 
-    from lmdemo.training.train_lm import TrainConfig, train
+    from lmdemo.training.train_lm import LMTrainConfig, train
 
     lines = [f"The {w} sat on the {v} and looked at the {u}." for w in ("cat", "dog", "bird")
              for v in ("mat", "chair", "wall") for u in ("sky", "door", "garden")]
     (tmp_path / "train.txt").write_text("\n".join(lines * 4) + "\n")
     (tmp_path / "valid.txt").write_text("\n".join(lines[:5]) + "\n")
     out = tmp_path / "model"
-    card = train(TrainConfig(arch=arch, out=str(out), steps=2, batch_size=2, block_size=16,
-                             eval_every=0, corpus_dir=str(tmp_path), threads=1),
+    card = train(LMTrainConfig(arch=arch, out=str(out), steps=2, batch_size=2, block_size=16,
+                               eval_every=0, corpus_dir=str(tmp_path), threads=1),
                  log=lambda msg: None)
     assert card["steps"] == 2 and card["valid_perplexity"] > 1
     assert (out / "model.safetensors").exists() and (out / "card.json").exists()
@@ -141,3 +148,23 @@ def test_train_lm_end_to_end_on_a_tiny_corpus(tmp_path, arch):
         from lmdemo.core.recurrent import RecurrentLM
 
         assert RecurrentLM.from_folder(out).config.arch == "rnn"
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("arch", "transformer", "arch must be one of 'gpt', 'lstm', 'gru', 'rnn' (got 'transformer')."),
+    ("steps", 0, "steps must be a whole number from 1 to 10000000 (got 0)."),
+    ("block_size", 1, "block size must be a whole number from 2 to 8192 (got 1)."),
+    ("lr", -1.0, "learning rate must be from 0 to 1 (0 = the arch's default), not -1."),
+    ("dropout", 1.0, "dropout must be at least 0 and below 1, not 1."),
+    ("max_minutes", float("nan"), "max minutes must be a finite number, not nan."),
+])
+def test_train_lm_config_is_checked_before_any_work(tmp_path, field, value, message):
+    from lmdemo.core.errors import UserError
+    from lmdemo.training.train_lm import LMTrainConfig, train
+
+    cfg = LMTrainConfig(arch="gpt", out=str(tmp_path / "out"), corpus_dir=str(tmp_path / "none"))
+    assert cfg.validated() == cfg
+    with pytest.raises(UserError) as info:
+        train(LMTrainConfig(**{**cfg.__dict__, field: value}), log=lambda msg: None)
+    assert str(info.value) == message
+    assert not (tmp_path / "out").exists()
