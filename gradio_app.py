@@ -252,7 +252,7 @@ def _positional_tab() -> None:
     from lmdemo.lab import positional as pos
 
     with gr.Row():
-        kind = gr.Radio(list(pos.KINDS), value="sinusoidal", label="Encoding")
+        kind = gr.Radio(list(pos.ENCODINGS), value="sinusoidal", label="Encoding")
         metric = gr.Radio(list(pos.METRICS), value="dot", label="Similarity")
         length = gr.Slider(2, pos.LIMITS.max_length, 100, step=1, label="Positions")
         d_model = gr.Slider(2, pos.LIMITS.max_d_model, 64, step=2, label="d_model (even)")

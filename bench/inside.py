@@ -18,7 +18,6 @@ Run: `HF_HUB_OFFLINE=1 python bench/inside.py [--model smollm2] [--runs 5]`.
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import statistics
@@ -29,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import parser, ratio, set_threads  # noqa: E402
+
 TEXT = "When Mary and John went to the shop yesterday, John gave a drink to"  # 16 tokens on smollm2
 CORRUPT = "When Mary and John went to the shop yesterday, Mary gave a drink to"
 TARGET = " Mary"
@@ -36,12 +37,6 @@ HEADS = [(0, 0), (1, 1)]  # ablated together for the head-ablation latency
 INDUCTION_LENGTHS = (50, 8)
 
 
-def _ratio(num: list[float], den: list[float]) -> dict:
-    """Median of num/den over rounds, with the 10th-90th percentile spread."""
-    r = sorted(a / b for a, b in zip(num, den, strict=True))
-    q = statistics.quantiles(r, n=10, method="inclusive") if len(r) > 1 else [r[0]] * 9
-    return {"median": round(statistics.median(r), 3), "p10": round(q[0], 3),
-            "p90": round(q[-1], 3), "rounds": len(r)}
 
 
 def _median_ms(fn, runs: int) -> float:
@@ -59,19 +54,13 @@ def _exists(module: str) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="a causal-lm id (default: smollm2 when "
-                        "fetched, else tiny-gpt)")
-    parser.add_argument("--runs", type=int, default=5, help="rounds of the speedup (each runs "
-                        "the loop over every head once) and repeats of each latency")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1 keeps shared, busy CPUs from adding noise)")
-    args = parser.parse_args()
+    args = parser(__doc__, 5, "rounds of the speedup (each runs the loop over every head once) "
+                  "and repeats of each latency").parse_args()
 
     import numpy as np
     import torch
 
-    torch.set_num_threads(max(1, args.threads))
+    set_threads(args.threads)
 
     from lmdemo.core.errors import UserError
     from lmdemo.core.models import load
@@ -137,7 +126,7 @@ def main() -> None:
         "model": model_id,
         "baselines": {"importance_speedup_vs_loop": "one forward per head: "
                       "ablated_logits(ids, [[(layer, head)]]) for every head, plus the intact run"},
-        "importance_speedup_vs_loop": _ratio(times["loop"], times["batched"]),
+        "importance_speedup_vs_loop": ratio(times["loop"], times["batched"]),
         "goal": {"importance_speedup_vs_loop": ">= 3"},
         "same_numbers_max_abs": same,
         "median_ms": {k: round(statistics.median(v) * 1e3, 2) for k, v in times.items()},

@@ -18,42 +18,22 @@ Run: `HF_HUB_OFFLINE=1 python bench/next_token.py [--model smollm2] [--runs 60]`
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import interleaved, parser, ratio, set_threads  # noqa: E402
+
 PROMPT_TOKENS = 32
 LONG_CONTEXT = 256
 SAMPLING = {"top_k": 50, "temperature": 0.8, "top_p": 0.95}  # sliders as a talk would set them
 
-def _interleaved(fns: dict, runs: int) -> dict[str, list[float]]:
-    """Seconds of each function per round; the functions run in turn, in alternating order, so
-    drift and warm caches hit all alike."""
-    for fn in fns.values():
-        for _ in range(3):
-            fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    names = list(fns)
-    for r in range(runs):
-        for name in (names if r % 2 == 0 else names[::-1]):
-            t0 = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - t0)
-    return times
 
 
-def _ratio(num: list[float], den: list[float]) -> dict:
-    """Median of num/den over rounds, with the 10th-90th percentile spread."""
-    r = sorted(a / b for a, b in zip(num, den, strict=True))
-    q = statistics.quantiles(r, n=10)
-    return {"median": round(statistics.median(r), 3), "p10": round(q[0], 3),
-            "p90": round(q[-1], 3)}
 
 
 def _texts_of_length(tokenizer, n: int, count: int) -> list[str]:
@@ -74,23 +54,17 @@ def _texts_of_length(tokenizer, n: int, count: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="a causal-lm id (default: smollm2 when "
-                        "fetched, else tiny-gpt)")
-    parser.add_argument("--runs", type=int, default=60)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1 keeps shared, busy CPUs from adding noise)")
-    args = parser.parse_args()
+    args = parser(__doc__, 60).parse_args()
 
     import numpy as np
     import torch
 
-    torch.set_num_threads(max(1, args.threads))
+    set_threads(args.threads)
 
     from lmdemo.core.models import load
     from lmdemo.core.registry import default_lm
-    from lmdemo.lab.generation import Generation, context_limit
-    from lmdemo.lab.next_token import next_token, start_id
+    from lmdemo.lab.generation import Generation
+    from lmdemo.lab.next_token import context_limit, next_token, start_id
 
     model_id = args.model or default_lm()
     loaded = load(model_id, kinds=("causal-lm",))
@@ -127,7 +101,7 @@ def main() -> None:
     rewind()
     for _ in range(3):  # warm-up with the first prompts, then every timed call gets a new one
         forward_last(), service(), generate()
-    short = _interleaved({"forward_last": forward_last, "service": service,
+    short = interleaved({"forward_last": forward_last, "service": service,
                           "generate": generate}, args.runs - 4)
 
     n_long = min(LONG_CONTEXT, context_limit(loaded) - 1)
@@ -144,7 +118,7 @@ def main() -> None:
         gen.force(new_token)
         gen.undo()
 
-    step = _interleaved({"recompute": recompute, "cached": cached_step}, args.runs)
+    step = interleaved({"recompute": recompute, "cached": cached_step}, args.runs)
     gen.force(new_token)
     same = float(np.abs(gen.logits - recompute()[0, -1].float().cpu().numpy()).max())
     med = {k: statistics.median(v) * 1e3 for k, v in {**short, **step}.items()}
@@ -155,9 +129,9 @@ def main() -> None:
                                                   "output_scores=True)",
                       "speedup_step_cached": "model(context, use_cache=False, "
                                              "logits_to_keep=1)"},
-        "overhead_vs_forward_last": _ratio(short["service"], short["forward_last"]),
-        "speedup_vs_generate_cold": _ratio(short["generate"], short["service"]),
-        "speedup_step_cached": _ratio(step["recompute"], step["cached"]),
+        "overhead_vs_forward_last": ratio(short["service"], short["forward_last"]),
+        "speedup_vs_generate_cold": ratio(short["generate"], short["service"]),
+        "speedup_step_cached": ratio(step["recompute"], step["cached"]),
         "median_ms": {k: round(v, 2) for k, v in med.items()},
         "prompt_tokens": PROMPT_TOKENS, "long_context_tokens": len(gen.ids) - 1,
         "cached_minus_recompute_max_abs": same, "sampling": SAMPLING, "runs": args.runs,

@@ -74,7 +74,7 @@ def positional(kind: str = "sinusoidal", length: int = 64, d_model: int = 64) ->
     """A sinusoidal or sine-only encoding table (positions × dimensions)."""
     from lmdemo.lab import positional as pos
 
-    kind = validate.choice(kind, "kind", pos.KINDS)
+    kind = validate.choice(kind, "kind", pos.ENCODINGS)
     length = validate.whole(length, "length", 1, pos.LIMITS.max_length)
     d_model = validate.whole(d_model, "d_model", 2, pos.LIMITS.max_d_model)
     pe = pos.encoding(kind, length, d_model)  # (length, d_model)

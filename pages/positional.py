@@ -67,7 +67,7 @@ def sinusoidal_tab():
 def similarity_tab():
     intro("similarity")
     c1, c2 = st.columns(2)
-    kind = c1.radio(say("kind-label"), pos.KINDS, key="sim_kind", horizontal=True, **ui.URL)
+    kind = c1.radio(say("kind-label"), pos.ENCODINGS, key="sim_kind", horizontal=True, **ui.URL)
     metric = c2.radio(say("metric-label"), pos.METRICS, key="metric", horizontal=True, **ui.URL)
     v = pos.similarity_view(kind, metric, length, d_model)
     show(plots.similarity_charts(v), spread_label=f"{v.stats.max_spread:.3g}")

@@ -27,6 +27,7 @@ KINDS = ("encoder", "causal-lm", "recurrent-lm", "classifier")  # every kind a m
 LM_KINDS = ("causal-lm", "recurrent-lm")  # predict the next token (next word, generation, score)
 ATTENTION_KINDS = ("encoder", "causal-lm", "classifier")  # transformers: attention can be shown
 RECURRENT_KINDS = ("recurrent-lm",)  # LSTM / GRU / RNN (the RNN-versus-transformer page)
+CAUSAL_KINDS = ("causal-lm",)  # causal transformers: a residual stream, heads, positions
 LM_DIR = ASSETS / "lm"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -28,6 +28,7 @@ import numpy as np
 
 from lmdemo.core.config import ASSETS, settings
 from lmdemo.core.errors import UserError
+from lmdemo.core.registry import ATTENTION_KINDS
 from lmdemo.lab.attention_math import hide_special, mean_heads, renormalize, rollout
 
 __all__ = ["AttentionResult", "AttentionView", "StepResult", "attention", "attention_of",
@@ -36,7 +37,7 @@ __all__ = ["AttentionResult", "AttentionView", "StepResult", "attention", "atten
            "rotate", "rollout", "mean_heads", "hide_special", "renormalize",
            "DEFAULT_MAX_TOKENS", "VIEWS", "MATCH_TOLERANCE", "RESULTS_KEPT"]
 
-KINDS = ("encoder", "causal-lm", "classifier")
+KINDS = ATTENTION_KINDS  # transformers whose attention can be shown
 DEFAULT_MAX_TOKENS = 256  # longest input shown; past this the text is cut and the user is told
 VIEWS = ("head", "mean", "rollout")  # one head, the mean over heads, rollout through layers 0..L
 MATCH_TOLERANCE = 1e-4  # a recomputation this close to the model's own numbers equals them

@@ -22,10 +22,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from lmdemo.core.errors import UserError
+from lmdemo.core.registry import CAUSAL_KINDS
 from lmdemo.lab.anatomy import thread_hooks
 
 MODES = ("zero", "mean")
-KINDS = ("causal-lm",)
+KINDS = CAUSAL_KINDS  # the models this works on
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from lmdemo.core.errors import UserError
+from lmdemo.core.registry import CAUSAL_KINDS
 
-KINDS = ("causal-lm",)
+KINDS = CAUSAL_KINDS  # the models this works on
 
 
 @dataclass(frozen=True)

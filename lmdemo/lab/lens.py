@@ -23,10 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmdemo.core.errors import UserError
+from lmdemo.core.registry import LM_KINDS
 from lmdemo.lab.anatomy import anatomy, thread_hooks
 from lmdemo.lab.next_token import encode, token_texts
 
-KINDS = ("causal-lm", "recurrent-lm")  # models whose predictions the lens reads
+KINDS = LM_KINDS  # models whose predictions the lens reads
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from lmdemo.core.errors import UserError
+from lmdemo.core.registry import LM_KINDS
 from lmdemo.lab.sampling import SamplingParams, check_params, entropy, softmax, transform
-
-LM_KINDS = ("causal-lm", "recurrent-lm")
 
 
 @dataclass(frozen=True)

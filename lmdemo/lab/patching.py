@@ -20,11 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmdemo.core.errors import UserError
+from lmdemo.core.registry import CAUSAL_KINDS
 from lmdemo.lab.anatomy import anatomy, thread_hooks
 from lmdemo.lab.lens import a_kind, hidden_of, read_ids, read_out, residual_stream, single_token
 from lmdemo.lab.next_token import token_texts
 
-KINDS = ("causal-lm",)  # models with a residual stream to patch
+KINDS = CAUSAL_KINDS  # the models this works on
 
 # (clean, corrupt) pairs of the same token length on smollm2 whose clean and corrupted runs lead
 # it to different answers (clean answer / corrupt answer, logit differences on the clean and the

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmdemo.core.errors import UserError
+from lmdemo.core.registry import CAUSAL_KINDS
 
 MODES = ("zeros", "shuffle", "reverse")
-KINDS = ("causal-lm",)  # the models that can be ablated
+KINDS = CAUSAL_KINDS  # the models this works on
 
 
 @dataclass(frozen=True)

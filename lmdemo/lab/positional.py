@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmdemo.core.errors import UserError
+from lmdemo.core.registry import ATTENTION_KINDS
 
-KINDS = ("sinusoidal", "sine-only")
+ENCODINGS = ("sinusoidal", "sine-only")
 METRICS = ("dot", "cosine")
 POSITION_TABLE_NAMES = ("position_embeddings", "wpe", "embed_positions", "pos_emb",
                         "position_embedding")
@@ -50,7 +51,7 @@ class Defaults:
     wave_dims: tuple[int, ...] = (0, 1, 6, 7)  # dimensions drawn as waves (a fast and a slow pair)
     corner: int = 6  # rows and columns of M_k shown as a table
     learned_model: str = "minilm"  # the model whose learned position table is shown first
-    learned_kinds: tuple[str, ...] = ("encoder", "causal-lm", "classifier")  # models offered
+    learned_kinds: tuple[str, ...] = ATTENTION_KINDS  # models offered
     gpt_model: str = "tiny-gpt"  # the shipped GPT-2 (learned table `transformer.wpe`)
 
 
@@ -102,12 +103,12 @@ def sine_only(length: int, d_model: int, base: float = LIMITS.base) -> np.ndarra
 
 
 def encoding(kind: str, length: int, d_model: int) -> np.ndarray:
-    """The matrix of one of KINDS."""
+    """The matrix of one of ENCODINGS."""
     if kind == "sinusoidal":
         return sinusoidal(length, d_model)
     if kind == "sine-only":
         return sine_only(length, d_model)
-    raise UserError(f"Unknown encoding {kind!r}: use one of {', '.join(KINDS)}.")
+    raise UserError(f"Unknown encoding {kind!r}: use one of {', '.join(ENCODINGS)}.")
 
 
 def similarity(pe: np.ndarray, metric: str = "dot") -> np.ndarray:
@@ -359,15 +360,15 @@ def similarity_view(kind: str, metric: str, length: int, d_model: int) -> Simila
 
 @dataclass
 class OffsetView:
-    """PE(p + k) = M_k · PE(p) checked for each of KINDS, and the corner of the sinusoidal M_k."""
+    """PE(p + k) = M_k · PE(p) checked for each of ENCODINGS, and the corner of the sinusoidal M_k."""
 
     k: int
-    checks: dict[str, OffsetCheck]  # one per KINDS
+    checks: dict[str, OffsetCheck]  # one per ENCODINGS
     corner: np.ndarray  # (c, c) the top-left corner of the sinusoidal M_k
 
 
 def offset_view(length: int, d_model: int, k: int) -> OffsetView:
-    checks = {kind: offset_check(kind, length, d_model, k) for kind in KINDS}
+    checks = {kind: offset_check(kind, length, d_model, k) for kind in ENCODINGS}
     c = min(DEFAULTS.corner, int(d_model))
     return OffsetView(int(k), checks, checks["sinusoidal"].matrix[:c, :c])
 
@@ -381,7 +382,7 @@ class SineOnlyView:
 
 
 def sine_only_view(length: int, d_model: int) -> SineOnlyView:
-    pe = {kind: encoding(kind, length, d_model) for kind in KINDS}
+    pe = {kind: encoding(kind, length, d_model) for kind in ENCODINGS}
     return SineOnlyView(pe, {kind: distances(m) for kind, m in pe.items()})
 
 

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmdemo.core.errors import UserError
+from lmdemo.core.registry import RECURRENT_KINDS
 
-KINDS = ("recurrent-lm",)
+KINDS = RECURRENT_KINDS
 RNN_MODEL = "tiny-rnn"  # the vanilla tanh RNN whose steps are recomputed by hand
 GRADIENT_MODELS = ("tiny-rnn", "tiny-lstm", "tiny-gru")  # compared by default
 MAX_TOKENS = 128  # longest text the lab reads (gradients are taken step by step)

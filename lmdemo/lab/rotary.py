@@ -71,15 +71,8 @@ def pair_path(length: int, d_model: int, pair: int, start=(1.0, 0.0)) -> np.ndar
     return rotate(x, np.arange(length))[:, 2 * pair:2 * pair + 2]
 
 
-@dataclass
-class RelativeCheck:
-    """q·k for one query and one key placed at every pair of positions."""
-
-    scores: np.ndarray  # (N, N) RoPE: rot(q, m)·rot(k, n), rows m = query position
-    additive: np.ndarray  # (N, N) the same with the sinusoidal encoding added instead
-    by_offset: np.ndarray  # (2N-1,) RoPE score for each offset n - m, from -(N-1) to N-1
-    deviation: np.ndarray  # (2N-1,) RoPE: max - min of the score over m at that offset
-    additive_deviation: np.ndarray  # (2N-1,) the same for the additive encoding
+class OffsetStats:
+    """Properties shared by results holding (N, N) `scores` and per-offset deviations."""
 
     @property
     def offsets(self) -> np.ndarray:
@@ -93,6 +86,17 @@ class RelativeCheck:
     @property
     def max_additive_deviation(self) -> float:
         return float(self.additive_deviation.max())
+
+
+@dataclass
+class RelativeCheck(OffsetStats):
+    """q·k for one query and one key placed at every pair of positions."""
+
+    scores: np.ndarray  # (N, N) RoPE: rot(q, m)·rot(k, n), rows m = query position
+    additive: np.ndarray  # (N, N) the same with the sinusoidal encoding added instead
+    by_offset: np.ndarray  # (2N-1,) RoPE score for each offset n - m, from -(N-1) to N-1
+    deviation: np.ndarray  # (2N-1,) RoPE: max - min of the score over m at that offset
+    additive_deviation: np.ndarray  # (2N-1,) the same for the additive encoding
 
 
 def _diagonals(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +170,7 @@ def real_model_ready() -> bool:
 
 
 @dataclass
-class ModelRotary:
+class ModelRotary(OffsetStats):
     """RoPE measured on one attention head of a real model."""
 
     model_id: str
@@ -197,19 +201,6 @@ class ModelRotary:
     def wavelengths(self) -> np.ndarray:
         """(d/2,) positions for one full turn of each pair: 2π / frequency."""
         return 2 * np.pi / self.frequencies
-
-    @property
-    def offsets(self) -> np.ndarray:
-        n = self.scores.shape[0]
-        return np.arange(-(n - 1), n)
-
-    @property
-    def max_deviation(self) -> float:
-        return float(self.deviation.max())
-
-    @property
-    def max_additive_deviation(self) -> float:
-        return float(self.additive_deviation.max())
 
     @property
     def relative_deviation(self) -> float:

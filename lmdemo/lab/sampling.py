@@ -10,12 +10,12 @@ negative, out of range) into `UserError`s that say what is allowed.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from lmdemo.core.errors import UserError
+from lmdemo.core.validate import number
 
 MAX_TEMPERATURE = 100.0
 
@@ -29,29 +29,19 @@ class SamplingParams:
     top_p: float = 1.0  # keep the smallest top set with probability mass >= p (1 = all)
 
 
-def _number(name: str, value) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a number, not {value!r}.") from None
-    if math.isnan(value) or math.isinf(value):
-        raise UserError(f"{name} must be a finite number, not {value}.")
-    return value
-
-
 def check_params(temperature=1.0, top_k=0, top_p=1.0, vocab_size: int | None = None
                  ) -> SamplingParams:
     """Validated sampling parameters, or a UserError that says which value is wrong and why."""
-    t = _number("temperature", temperature)
+    t = number(temperature, "temperature")
     if not 0.0 <= t <= MAX_TEMPERATURE:
         raise UserError(f"temperature must be between 0 and {MAX_TEMPERATURE:g} (0 = greedy), "
                         f"not {t:g}.")
-    k = _number("top_k", top_k)
+    k = number(top_k, "top_k")
     if k < 0 or k != int(k):
         raise UserError(f"top_k must be a whole number >= 0 (0 = keep all), not {k:g}.")
     if vocab_size is not None and k > vocab_size:
         raise UserError(f"top_k must be at most the vocabulary size {vocab_size}, not {int(k)}.")
-    p = _number("top_p", top_p)
+    p = number(top_p, "top_p")
     if not 0.0 < p <= 1.0:
         raise UserError(f"top_p must be greater than 0 and at most 1 (1 = keep all), not {p:g}.")
     return SamplingParams(temperature=t, top_k=int(k), top_p=p)

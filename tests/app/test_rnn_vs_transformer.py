@@ -47,6 +47,8 @@ def test_every_tab_runs(zoo, tab):  # noqa: F811
 def test_bad_step_in_the_url_is_clamped(zoo):  # noqa: F811
     at = run({"step": "999"})
     assert not at.exception and not at.error
+    slider = at.select_slider(key="step")
+    assert int(str(slider.value).split(":")[0]) == len(slider.options) - 1  # 999 -> the last step
 
 
 def test_empty_text_is_a_message(zoo):  # noqa: F811

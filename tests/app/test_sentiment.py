@@ -5,11 +5,9 @@ nothing), jobs are listed, runs are averaged into a soup."""
 import pytest
 
 from lmdemo.training import jobs
-from tests.helpers import app_test
-from tests.unit import sentiment_helpers as helpers
-from tests.unit.sentiment_helpers import TINY_ID, train_tiny_run
+from tests import helpers
+from tests.helpers import TINY_ID, app_test, train_tiny_run
 
-tiny_mirror, tiny_env_module = helpers.tiny_mirror, helpers.tiny_env_module  # fixtures
 PAGE = "pages/sentiment.py"
 
 

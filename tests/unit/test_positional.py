@@ -153,7 +153,11 @@ def test_minilm_learned_table_is_its_own_weights():
     assert lt.name.endswith("position_embeddings") and lt.total_positions == weights.shape[0]
     np.testing.assert_array_equal(lt.table, weights[:20])
     coords, ratios = pos.pca_path(lt.table)
-    assert coords.shape == (20, 2) and 0 < ratios.sum() <= 1
+    x = weights[:20].astype(np.float64) - weights[:20].mean(axis=0)
+    eig, vec = np.linalg.eigh(x.T @ x)  # an independent PCA: the covariance's eigenvectors
+    eig, vec = eig[::-1], vec[:, ::-1]
+    np.testing.assert_allclose(ratios, eig[:2] / eig.sum(), rtol=1e-8)
+    np.testing.assert_allclose(np.abs(coords), np.abs(x @ vec[:, :2]), atol=1e-6)
 
 
 def test_gpt2_wpe_from_a_hub_mirror(tmp_path, monkeypatch):
@@ -263,7 +267,7 @@ def test_panel_views_hold_the_same_numbers_as_the_services():
     np.testing.assert_array_equal(s.sim, pos.similarity(pos.sine_only(30, 8), "cosine"))
     assert s.stats.max_spread == pos.diagonal_stats(s.sim).max_spread
     o = pos.offset_view(40, 16, 3)
-    assert set(o.checks) == set(pos.KINDS) and o.k == 3
+    assert set(o.checks) == set(pos.ENCODINGS) and o.k == 3
     np.testing.assert_array_equal(o.corner, pos.rotation(3, 16)[:6, :6])
     assert pos.offset_view(5, 2, 1).corner.shape == (2, 2)  # narrower than the corner
     d = pos.sine_only_view(30, 8)

@@ -114,10 +114,13 @@ def test_gradient_norms_equal_an_independent_autograd_computation(arch, tmp_path
     loaded = tiny_loaded(arch, tmp_path)
     ids = loaded.tokenizer("the quick brown fox", add_special_tokens=False)["input_ids"]
     norms, loss = rnn_lab.grad_norms_of(loaded, ids)
-    assert norms.shape == (len(ids) - 1,) and loss > 0
+    assert norms.shape == (len(ids) - 1,)
     np.testing.assert_allclose(norms, _independent_grad_norms(loaded, ids), rtol=1e-4,
                                atol=1e-9)
-    assert (norms > 0).all()
+    with torch.inference_mode():  # the loss: the model's own log-probability of the last token
+        logits = loaded.model(torch.tensor([ids[:-1]])).logits[0, -1]  # (V,)
+    assert loss == pytest.approx(-float(torch.log_softmax(logits.double(), -1)[ids[-1]]),
+                                 rel=1e-5)
 
 
 def test_timing_measures_every_length(rnn):

@@ -10,10 +10,9 @@ from sklearn.metrics import accuracy_score, f1_score
 from lmdemo.core.errors import UserError
 from lmdemo.core.registry import embedded_available, get_spec
 from lmdemo.training import reviews, sentiment
-from tests.unit import sentiment_helpers as helpers
-from tests.unit.sentiment_helpers import train_tiny_run
+from tests import helpers
+from tests.helpers import train_tiny_run
 
-tiny_mirror, tiny_env_module = helpers.tiny_mirror, helpers.tiny_env_module  # fixtures
 INDEPENDENT = Path(__file__).resolve().parents[1] / "data" / "independent_reviews.csv"
 SHIPPED_MODEL = embedded_available(get_spec("sentiment-minilm"))
 
