@@ -156,18 +156,17 @@ class TimingResult:
 
 
 def _encode(loaded, text: str) -> tuple[list[int], bool, str]:
-    from lmdemo.lab.next_token import start_id
+    """The text as the next-token engine reads it (start token first), cut to the lab's
+    MAX_TOKENS from the left; the ids, whether it was cut, and the message."""
+    from lmdemo.lab.next_token import encode
 
-    tok = loaded.tokenizer
-    ids = list(tok(text or "", add_special_tokens=False)["input_ids"])
-    first = start_id(loaded)
-    ids = ([first] if first is not None else []) + ids
-    if len(ids) < 2:
+    ctx = encode(loaded, text or "")
+    if len(ctx.ids) < 2:
         raise UserError("Type a few words: the lab needs at least one token of text.")
-    if len(ids) > MAX_TOKENS:
-        return ids[-MAX_TOKENS:], True, (f"The text has {len(ids)} tokens; the lab reads the "
-                                         f"last {MAX_TOKENS}.")
-    return ids, False, ""
+    if len(ctx.ids) > MAX_TOKENS:
+        return ctx.ids[-MAX_TOKENS:], True, (f"The text has {len(ctx.ids)} tokens; the lab reads "
+                                             f"the last {MAX_TOKENS}.")
+    return ctx.ids, ctx.truncated, ctx.message
 
 
 def _tokens(loaded, ids: list[int]) -> list[str]:
