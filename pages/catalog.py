@@ -23,6 +23,9 @@ PAGES: tuple[PageInfo, ...] = (
     PageInfo("pages/next_word.py", "Next word", ":material/text_fields:", "next_word", "A probability for every possible next token: reshape it, step through generation, score sentences."),
     PageInfo("pages/rnn_vs_transformer.py", "RNN vs Transformer", ":material/compare_arrows:", "rnn_vs_transformer", "Hidden states step by step, vanishing gradients, and why attention replaced recurrence."),
     PageInfo("pages/attention.py", "Attention", ":material/visibility:", "attention", "Which words each head looks at, and the softmax(QKᵀ/√d_k)·V behind it, step by step."),
+    PageInfo("pages/inside.py", "Inside the model", ":material/biotech:", "inside",
+             "Watch a prediction form layer by layer, switch heads off, patch activations, find "
+             "induction heads."),
     PageInfo("pages/positional.py", "Positional encoding", ":material/timeline:", "positional",
              "Sinusoids, learned tables and rotations: how a transformer knows word order."),
     PageInfo("pages/sentiment.py", "Sentiment", ":material/sentiment_satisfied:", "sentiment", "Query a classifier, see which words decided, fine-tune your own (GPU or CPU) and compare runs."),

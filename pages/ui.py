@@ -283,10 +283,17 @@ def generation(model_id: str, text: str, sampling, seed: int = 0, action: tuple 
     return gen
 
 
+def clicked_point(key: str) -> dict | None:
+    """The point clicked on the chart drawn with `key` (selection_mode="points"): its x, y,
+    point_index...; None when nothing is selected."""
+    points = (st.session_state.get(key) or {}).get("selection", {}).get("points", [])
+    return points[0] if points else None
+
+
 def clicked_index(key: str) -> int | None:
     """The index of the point clicked on the chart drawn with `key` (selection_mode="points")."""
-    points = (st.session_state.get(key) or {}).get("selection", {}).get("points", [])
-    return points[0].get("point_index") if points else None
+    point = clicked_point(key)
+    return point.get("point_index") if point else None
 
 
 def computed(what: str, fn: Callable, *args, spinner: str = ""):

@@ -76,6 +76,12 @@ class HeadAblation:
         out["heads"] = [list(h) for h in self.heads]
         return out
 
+    def rows(self) -> list[dict]:
+        """The top tokens before and after: the CSV export."""
+        return [{"when": when, "rank": i + 1, "token": t.token, "id": t.id, "prob": t.prob}
+                for when, tops in (("intact", self.before), ("ablated", self.after))
+                for i, t in enumerate(tops)]
+
 
 @dataclass
 class ImportanceMap:
@@ -94,6 +100,12 @@ class ImportanceMap:
     @property
     def ablated_logprob(self) -> np.ndarray:
         return self.base_logprob - self.importance  # (layers, heads)
+
+    def rows(self) -> list[dict]:
+        """One row per head: the CSV export."""
+        return [{"layer": la, "head": h, "drop_in_logprob": float(self.importance[la, h]),
+                 "logprob_ablated": float(self.ablated_logprob[la, h])}
+                for la in range(self.importance.shape[0]) for h in range(self.importance.shape[1])]
 
     def to_json(self) -> dict:
         out = {k: v for k, v in asdict(self).items() if k != "importance"}

@@ -53,6 +53,22 @@ class InductionResult:
     #                     the earlier occurrence of the same token
     top_heads: list[dict] = field(default_factory=list)  # [{layer, head, score}] highest first
 
+    def rows(self) -> list[dict]:
+        """One row per head: the CSV export of the scores."""
+        return [{"layer": la, "head": h, "induction_score": float(self.scores[la, h])}
+                for la in range(self.scores.shape[0]) for h in range(self.scores.shape[1])]
+
+    def loss_rows(self) -> list[dict]:
+        """One row per position of the repeated sequence: the CSV export of the losses."""
+        n = len(self.losses) // 2
+        return [{"position": i + 1, "copy": 1 if i < n else 2, "loss_nats": float(v)}
+                for i, v in enumerate(self.losses)]
+
+    @property
+    def text(self) -> str:
+        """The repeated sequence as text (the copy twice), e.g. for the Attention page."""
+        return "".join(self.tokens) * 2
+
     def to_json(self) -> dict:
         out = {k: v for k, v in asdict(self).items() if k != "scores"}
         out["scores"] = self.scores.tolist()

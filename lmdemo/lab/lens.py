@@ -83,6 +83,12 @@ class LensResult:
         first = 0 if len(below) == 0 else int(below[-1]) + 1
         return first if first < len(column) else None
 
+    def rows(self) -> list[dict]:
+        """One row per (depth, position): the CSV export."""
+        return [{"depth": d, "position": t, "after": self.tokens[t], "top_token": self.top_tokens[i][t],
+                 "top_id": int(self.top_ids[i, t]), "prob": float(self.top_probs[i, t])}
+                for i, d in enumerate(self.depths) for t in range(len(self.tokens))]
+
     def to_json(self) -> dict:
         out = {"model": self.model, "text": self.text, "kind": self.kind, "tokens": self.tokens,
                "token_ids": self.token_ids, "depths": self.depths,

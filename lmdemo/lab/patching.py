@@ -80,6 +80,13 @@ class PatchResult:
         """(T,) whether the two prompts' tokens differ at each position."""
         return [a != b for a, b in zip(self.tokens, self.corrupt_tokens, strict=True)]
 
+    def rows(self) -> list[dict]:
+        """One row per (depth, position): the CSV export."""
+        return [{"depth": d, "position": t, "clean_token": self.tokens[t],
+                 "corrupt_token": self.corrupt_tokens[t], "recovered": float(self.recovered[i, t]),
+                 "logit_diff": float(self.patched_diff[i, t])}
+                for i, d in enumerate(self.depths) for t in range(len(self.tokens))]
+
     def to_json(self) -> dict:
         return {"model": self.model, "clean": self.clean, "corrupt": self.corrupt,
                 "tokens": self.tokens, "corrupt_tokens": self.corrupt_tokens,
