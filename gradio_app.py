@@ -1,10 +1,12 @@
 """The Gradio app: the Streamlit pages' services and figures as tabs, plus a JSON HTTP API.
 
 `python gradio_app.py [--host H] [--port P]` serves a `gr.Blocks` with tabs for next word,
-attention, positional encoding and sentiment (query, fine-tuning launch and status). Every handler
-calls the same lmdemo service and plot builder as the Streamlit page; nothing is reimplemented.
-Named endpoints (`/next_token`, `/score`, `/attention`, `/classify`, `/positional`,
-`/finetune_launch`, `/finetune_status`) return plain JSON through `lmdemo.api`, callable with
+attention, positional encoding, inside the model (logit lens, head ablation, activation patching,
+induction heads) and sentiment (query, fine-tuning launch and status). Every handler calls the
+same lmdemo service and plot builder as the Streamlit page; nothing is reimplemented.
+Named endpoints (`/next_token`, `/score`, `/attention`, `/classify`, `/positional`, `/lens`,
+`/heads`, `/patch`, `/induction`, `/finetune_launch`, `/finetune_status`) return plain JSON
+through `lmdemo.api`, callable with
 `gradio_client.Client(url).predict(..., api_name="/next_token")`. Model work runs on one queue
 whose concurrency and length are capped (`LMDEMO_GRADIO_CONCURRENCY`, `LMDEMO_GRADIO_QUEUE`, read
 with the other server settings by `lmdemo.core.config.gradio_settings`), so a crowd waits in line
@@ -27,7 +29,12 @@ from lmdemo import api  # noqa: E402
 from lmdemo.core import validate  # noqa: E402
 from lmdemo.core.config import GradioSettings, gradio_settings  # noqa: E402
 from lmdemo.core.errors import UserError  # noqa: E402
-from lmdemo.core.registry import ATTENTION_KINDS, LM_KINDS, default_lm  # noqa: E402
+from lmdemo.core.registry import (  # noqa: E402
+    ATTENTION_KINDS,
+    CAUSAL_KINDS,
+    LM_KINDS,
+    default_lm,
+)
 
 log = logging.getLogger("lmdemo.gradio")
 LN2 = math.log(2)  # nats -> bits
@@ -38,6 +45,10 @@ ATTENTION_EXAMPLES = ["The animal didn't cross the street because it was too tir
                       "The animal didn't cross the street because it was too wide"]
 SCORE_EXAMPLE = "The cat sat on the mat.\nThe mat sat on the cat.\nCat the on sat mat the."
 REVIEW_EXAMPLE = "A warm, funny film with a great cast.\nTwo hours I will never get back."
+LENS_EXAMPLES = ["The capital of France is the city of", "The Eiffel Tower is in the city of",
+                 "One, two, three, four,"]
+HEADS_EXAMPLES = ["When Mary and John went to the store, John gave a drink to",
+                  "The capital of France is the city of"]
 
 
 # How the server runs (host, port, queue, threads), read from the environment by
@@ -190,6 +201,105 @@ def status_view(name: str):
     return res, fig
 
 
+# ----------------------------------------------------------------------------- inside the model
+
+def inside_figure(name: str, *args, **kwargs):
+    """`lmdemo.plots.inside.<name>(*args)`, or None when that module or function is missing (the
+    tab then shows the JSON and the tables only) or the figure cannot be drawn."""
+    try:
+        from lmdemo.plots import inside
+    except ImportError:
+        return None
+    draw = getattr(inside, name, None)
+    if draw is None:
+        return None
+    try:
+        return draw(*args, **kwargs)
+    except Exception:  # a figure must not hide the numbers that were computed
+        log.exception("plots.inside.%s failed", name)
+        return None
+
+
+def _show(token: str) -> str:
+    """A token as a table cell: a leading space as ␣, line breaks as ⏎."""
+    from lmdemo.plots.common import show_token
+
+    return show_token(token)
+
+
+def _head_rows(top_heads: list[dict], value: str) -> list[list]:
+    return [[h["layer"], h["head"], round(h[value], 4)] for h in top_heads]
+
+
+@guarded
+def lens_view(text: str, model: str, pin: str):
+    """The lens grid, the pinned token's curve, a depths × positions table and the JSON."""
+    import pandas as pd
+
+    res = api.lens_result(text, model, pin)
+    grid = inside_figure("lens_grid", res)
+    curve = inside_figure("pinned_curve", res) if res.pinned is not None else None
+    columns = [f"{i}: {_show(t)}" for i, t in enumerate(res.tokens)]
+    table = pd.DataFrame(
+        [[depth] + [f"{_show(t)} ({p:.2f})" for t, p in zip(tokens, probs, strict=True)]
+         for depth, tokens, probs in zip(res.depths, res.top_tokens, res.top_probs, strict=True)],
+        columns=["depth", *columns])
+    info = f"{res.model}: {len(res.depths)} depths × {len(res.tokens)} positions."
+    if res.pinned is not None:
+        first = res.first_top(res.pinned.id)
+        info += (f" {_show(res.pinned.token)} at the last position: p = "
+                 f"{res.pinned.at(-1)[-1]:.3f} at the output; "
+                 + ("never the top token." if first is None else
+                    f"the top token from {res.depths[first]} on."))
+    if res.message:
+        info += f"\n\n{res.message}"
+    return grid, curve, table, info, res.to_json()
+
+
+@guarded
+def heads_view(text: str, model: str, target: str, heads: str, mode: str, show: float):
+    """The importance map, the before/after bars of the ablated heads, the top heads, the JSON."""
+    imp, ablation = api.heads_result(text, model, target, heads, mode, show)
+    fig = inside_figure("head_map", imp.importance,
+                        f"{imp.model}: drop in log p({_show(imp.target)}) per head ablated")
+    bars = None if ablation is None else inside_figure("ablation_bars", ablation)
+    info = f"log p({_show(imp.target)}) of the intact model: {imp.base_logprob:.3f} nats."
+    if ablation is not None:
+        shown = ", ".join(f"{la}.{h}" for la, h in ablation.heads)
+        info += (f" With heads {shown} ablated ({ablation.mode}): "
+                 f"{ablation.target_logprob_after:.3f} nats; KL(before ‖ after) = "
+                 f"{ablation.kl:.4f} nats.")
+    data = dict(imp.to_json(), ablation=None if ablation is None else ablation.to_json())
+    return fig, bars, _head_rows(imp.top_heads, "drop"), info, data
+
+
+@guarded
+def patch_view(clean: str, corrupt: str, model: str, clean_answer: str, corrupt_answer: str,
+               progress=gr.Progress()):  # noqa: B008 (Gradio injects one per request)
+    """The patching grid, a summary and the JSON."""
+    def report(done: int, total: int) -> None:
+        progress(done / max(1, total), desc=f"{done} of {total} patched runs")
+
+    res = api.patch_result(clean, corrupt, model, clean_answer, corrupt_answer, report)
+    info = (f"{res.model}: logit({_show(res.clean_answer)}) − logit({_show(res.corrupt_answer)}) "
+            f"= {res.clean_diff:.3f} on the clean run, {res.corrupt_diff:.3f} on the corrupted "
+            "one. Each cell: the share of that lead that patching it brings back.")
+    if res.message:
+        info += f"\n\n{res.message}"
+    return inside_figure("patch_grid", res), info, res.to_json()
+
+
+@guarded
+def induction_view(model: str, length: float, seed: float):
+    """The loss along the repeated sequence, the induction-score map, the top heads, the JSON."""
+    res = api.induction_result(model, length, seed)
+    curve = inside_figure("loss_curve", res)
+    fig = inside_figure("head_map", res.scores, f"{res.model}: induction score per head")
+    info = (f"{res.model}, {res.length} random tokens read twice: mean loss "
+            f"{res.loss_first:.2f} nats on the first copy, {res.loss_second:.2f} on the second.")
+    return curve, fig, _head_rows(res.top_heads, "score"), info, res.to_json()
+
+
 # ----------------------------------------------------------------------------- layout
 
 @contextlib.contextmanager
@@ -266,6 +376,79 @@ def _positional_tab() -> None:
              api_visibility="private", concurrency_id=MODELS)
 
 
+def _inside_tab() -> None:
+    from lmdemo.lab import head_ablation, induction
+    from lmdemo.lab.patching import PRESETS
+
+    with gr.Tab("Logit lens"):
+        with _text_beside_model(LENS_EXAMPLES, LM_KINDS, default_lm()) as (text, model):
+            pin = gr.Textbox(" Paris", label="Follow one token (with its space; empty: none)")
+        btn = gr.Button("Read every layer", variant="primary")
+        info = gr.Markdown()
+        grid = gr.Plot(label="Top next token at every depth and position")
+        curve = gr.Plot(label="The followed token through the depths")
+        table = gr.Dataframe(label="Top token (probability)")
+        with gr.Accordion("JSON", open=False):
+            data = gr.JSON()
+        for trigger in (btn.click, text.submit):
+            trigger(lens_view, [text, model, pin], [grid, curve, table, info, data],
+                    api_visibility="private", concurrency_id=MODELS)
+    with gr.Tab("Head ablation"):
+        with _text_beside_model(HEADS_EXAMPLES, CAUSAL_KINDS, default_lm()) as (text, model):
+            target = gr.Textbox(" Mary", label="Target token (with its space)")
+            heads = gr.Textbox("", label="Heads to ablate together (layer.head, e.g. 1.3, 0.0)")
+            mode = gr.Radio(list(head_ablation.MODES), value="zero", label="Ablation")
+            show = gr.Slider(1, head_ablation.LIMITS.max_show, 10, step=1, label="Tokens shown")
+        btn = gr.Button("Switch heads off", variant="primary")
+        info = gr.Markdown()
+        fig = gr.Plot(label="Importance of each head")
+        bars = gr.Plot(label="Next token with the heads ablated")
+        table = gr.Dataframe(headers=["layer", "head", "drop (nats)"], label="Most important")
+        with gr.Accordion("JSON", open=False):
+            data = gr.JSON()
+        btn.click(heads_view, [text, model, target, heads, mode, show],
+                  [fig, bars, table, info, data], api_visibility="private",
+                  concurrency_id=MODELS)
+    with gr.Tab("Activation patching"):
+        choices = model_choices(*CAUSAL_KINDS)
+        with gr.Row():
+            with gr.Column(scale=2):
+                clean = gr.Textbox(PRESETS[0][0], label="Clean prompt")
+                corrupt = gr.Textbox(PRESETS[0][1], label="Corrupted prompt (same length)")
+                gr.Examples([list(p) for p in PRESETS], [clean, corrupt])
+            with gr.Column(scale=1):
+                model = gr.Dropdown(choices, value=_pick(choices, default_lm()), label="Model",
+                                    allow_custom_value=True)
+                clean_answer = gr.Textbox("", label="Clean answer (empty: its top token)")
+                corrupt_answer = gr.Textbox("", label="Corrupted answer (empty: its top token)")
+        btn = gr.Button("Patch every layer and position", variant="primary")
+        info = gr.Markdown()
+        grid = gr.Plot(label="Share of the clean answer's lead recovered")
+        with gr.Accordion("JSON", open=False):
+            data = gr.JSON()
+        btn.click(patch_view, [clean, corrupt, model, clean_answer, corrupt_answer],
+                  [grid, info, data], api_visibility="private", concurrency_id=MODELS)
+    with gr.Tab("Induction heads"):
+        choices = model_choices(*CAUSAL_KINDS)
+        with gr.Row():
+            model = gr.Dropdown(choices, value=_pick(choices, default_lm()), label="Model",
+                                allow_custom_value=True)
+            length = gr.Slider(induction.LIMITS.min_length, induction.LIMITS.max_length,
+                               induction.LIMITS.default_length, step=1,
+                               label="Random tokens (read twice)")
+            seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+        btn = gr.Button("Read a random sequence twice", variant="primary")
+        info = gr.Markdown()
+        with gr.Row():
+            curve = gr.Plot(label="Loss of each token")
+            fig = gr.Plot(label="Induction score of each head")
+        table = gr.Dataframe(headers=["layer", "head", "score"], label="Strongest induction heads")
+        with gr.Accordion("JSON", open=False):
+            data = gr.JSON()
+        btn.click(induction_view, [model, length, seed], [curve, fig, table, info, data],
+                  api_visibility="private", concurrency_id=MODELS)
+
+
 def _sentiment_tab() -> None:
     cls_choices = model_choices("classifier")
     enc_choices = model_choices("encoder")
@@ -315,7 +498,8 @@ def _endpoints(settings: GradioSettings) -> None:
     limit = settings.concurrency
     for fn, name in ((api.next_token, "next_token"), (api.score, "score"),
                      (api.attention, "attention"), (api.classify, "classify"),
-                     (api.positional, "positional")):
+                     (api.positional, "positional"), (api.lens, "lens"), (api.heads, "heads"),
+                     (api.patch, "patch"), (api.induction, "induction")):
         gr.api(guarded(fn), api_name=name, concurrency_id=MODELS, concurrency_limit=limit)
     gr.api(guarded(api.finetune_launch), api_name="finetune_launch", concurrency_limit=1)
     gr.api(guarded(api.finetune_status), api_name="finetune_status", concurrency_limit=4)
@@ -326,7 +510,8 @@ def build(settings: GradioSettings | None = None) -> gr.Blocks:
     settings = settings or gradio_settings()
     with gr.Blocks(title="lmdemo — how language models work", analytics_enabled=False) as demo:
         gr.Markdown("# lmdemo\nSee how language models work: the next word, attention, "
-                    "positional encodings and a sentiment classifier. The same models and "
+                    "positional encodings, what happens inside the model layer by layer, and a "
+                    "sentiment classifier. The same models and "
                     "figures as the Streamlit app; every tab is also an HTTP endpoint (see "
                     "*Use via API* below).")
         with gr.Tab("Next word"):
@@ -335,6 +520,8 @@ def build(settings: GradioSettings | None = None) -> gr.Blocks:
             _attention_tab()
         with gr.Tab("Positional encoding"):
             _positional_tab()
+        with gr.Tab("Inside the model"):
+            _inside_tab()
         with gr.Tab("Sentiment"):
             _sentiment_tab()
         _endpoints(settings)

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from lmdemo.core import validate
 from lmdemo.core.config import settings
+from lmdemo.core.errors import UserError
 from lmdemo.core.registry import default_lm
 
 DEFAULT_ENCODER = "minilm"
 DEFAULT_CLASSIFIER = "sentiment-minilm"
 MAX_TOP = 50  # the most next tokens one call lists
 MAX_SENTENCES = 64  # the most sentences one score / classify call accepts
+MAX_INSIDE_CHARS = 2_000  # longest prompt the "Inside the model" endpoints read (each service
+#                           also caps its tokens: 128 for the lens and heads, 64 for patching)
+MAX_SEED = 2**32 - 1  # seeds of the induction sequence: 0 to this
+MAX_TOKEN_CHARS = 100  # longest text of a single token (a pinned token, a target, an answer)
 
 
 # ----------------------------------------------------------------------------- argument checks
@@ -28,6 +33,19 @@ def texts_of(value, what: str = "sentence", limit: int = MAX_SENTENCES) -> list[
 
 def _model(value, default: str) -> str:
     return (value or "").strip() if isinstance(value, str) and value.strip() else default
+
+
+def _prompt(value, name: str = "text") -> str:
+    """A non-blank prompt of at most MAX_INSIDE_CHARS characters."""
+    return validate.text(value, name, MAX_INSIDE_CHARS)
+
+
+def _one_token(value, name: str) -> str | None:
+    """An optional single-token text: None when empty; kept as typed (its leading space
+    matters: " Paris" and "Paris" are different tokens)."""
+    if value is None or value == "":
+        return None
+    return validate.text(value, name, MAX_TOKEN_CHARS, allow_empty=True)
 
 
 # ----------------------------------------------------------------------------- next word
@@ -119,3 +137,100 @@ def finetune_status(name: str = "") -> dict:
     jobs.schedule()
     return dict(jobs.get_run(name).to_json(), metrics=jobs.metrics(name),
                 log_tail=jobs.log_tail(name, 2000))
+
+
+# ----------------------------------------------------------------------------- inside the model
+# Each `*_result` checks the arguments and returns the service's dataclass (the Gradio tab draws
+# it); the endpoint of the same name returns its to_json(). Every response is bounded by the
+# services' token caps: tables are depths × positions or layers × heads, never vocabulary-sized.
+
+def lens_result(text: str, model: str = "", pin: str | None = ""):
+    """The logit lens of `text` (`lmdemo.lab.lens.LensResult`)."""
+    from lmdemo.lab import lens as svc
+
+    return svc.lens(_model(model, default_lm()), _prompt(text), _one_token(pin, "pinned token"))
+
+
+def lens(text: str, model: str = "", pin: str = "") -> dict:
+    """The logit lens: the most likely next token at every depth (embedding, layer 1..L) and
+    position, `top[depth][position]` = {token, id, prob}; with `pin` (one token, e.g. " Paris")
+    also its probability and rank at every depth (`pin`)."""
+    return lens_result(text, model, pin).to_json()
+
+
+def heads_result(text: str, model: str = "", target: str = "", heads: str | list = "",
+                 mode: str = "zero", show: int = 10):
+    """(ImportanceMap, HeadAblation or None): every head's importance for `target`, and the
+    ablation of `heads` together when some are given."""
+    from lmdemo.lab import head_ablation as svc
+
+    model = _model(model, default_lm())
+    text = _prompt(text)
+    target = _one_token(target, "target token")
+    if target is None:
+        raise UserError("Give a target token (e.g. \" Paris\", with its space): the map shows "
+                        "how much its log-probability drops when each head is switched off.")
+    mode = svc.check_mode(mode)
+    show = validate.whole(show, "show", 1, svc.LIMITS.max_show)
+    if isinstance(heads, str):
+        heads = validate.text(heads, "list of heads", MAX_INSIDE_CHARS, allow_empty=True)
+        heads = svc.parse_heads(heads)
+    elif heads is not None and not isinstance(heads, (list, tuple)):
+        raise UserError("Give the heads as text like '1.3, 0.0' (layer.head) or as a list of "
+                        "[layer, head] pairs.")
+    imp = svc.importance(model, text, target, mode)
+    ablation = svc.head_ablation(model, text, heads, mode, show, target) if heads else None
+    return imp, ablation
+
+
+def heads(text: str, model: str = "", target: str = "", heads: str | list = "",
+          mode: str = "zero", show: int = 10) -> dict:
+    """Head importance: `importance[layer][head]` = the drop in log p(target) at the end of
+    `text` when that head alone is ablated ("zero" or "mean"), `top_heads` the largest drops; with
+    `heads` ("1.3, 0.0" or [[1, 3], [0, 0]]) also `ablation`: the top `show` next tokens before and
+    after switching them off together, and KL (otherwise `ablation` is null)."""
+    imp, ablation = heads_result(text, model, target, heads, mode, show)
+    return dict(imp.to_json(), ablation=None if ablation is None else ablation.to_json())
+
+
+def patch_result(clean: str = "", corrupt: str = "", model: str = "", clean_answer: str = "",
+                 corrupt_answer: str = "", progress=None):
+    """The activation-patching grid (`lmdemo.lab.patching.PatchResult`); both prompts empty:
+    the first preset."""
+    from lmdemo.lab import patching as svc
+
+    blank = [v is None or (isinstance(v, str) and not v.strip()) for v in (clean, corrupt)]
+    if all(blank):
+        clean, corrupt = svc.PRESETS[0]
+    elif any(blank):
+        raise UserError("Give both a clean and a corrupted prompt (or neither, for the preset "
+                        f"{svc.PRESETS[0][0]!r} / {svc.PRESETS[0][1]!r}).")
+    return svc.patch(_model(model, default_lm()), _prompt(clean, "clean prompt"),
+                     _prompt(corrupt, "corrupted prompt"),
+                     _one_token(clean_answer, "clean answer"),
+                     _one_token(corrupt_answer, "corrupted answer"), progress)
+
+
+def patch(clean: str = "", corrupt: str = "", model: str = "", clean_answer: str = "",
+          corrupt_answer: str = "") -> dict:
+    """Activation patching: `recovered[depth][position]` = the share of the clean answer's logit
+    lead over the corrupted answer that copying the clean run's residual stream at that cell into
+    the corrupted run brings back (1 = all, 0 = none). The prompts must be the same number of
+    tokens; the answers default to each run's top next token."""
+    return patch_result(clean, corrupt, model, clean_answer, corrupt_answer).to_json()
+
+
+def induction_result(model: str = "", length: int = 50, seed: int = 0):
+    """The repeated-random-sequence experiment (`lmdemo.lab.induction.InductionResult`)."""
+    from lmdemo.lab import induction as svc
+
+    length = validate.whole(length, "length", svc.LIMITS.min_length, svc.LIMITS.max_length)
+    seed = validate.whole(seed, "seed", 0, MAX_SEED)
+    return svc.induction(_model(model, default_lm()), length, seed)
+
+
+def induction(model: str = "", length: int = 50, seed: int = 0) -> dict:
+    """A seeded random sequence of `length` tokens read twice: per-token `losses` (nats),
+    `loss_first` / `loss_second` (the drop is in-context learning) and each head's induction
+    score `scores[layer][head]`, `top_heads` the strongest."""
+    return induction_result(model, length, seed).to_json()

@@ -1,7 +1,9 @@
 """The Gradio app's handlers and JSON adapters, called directly (no server).
 
 Tiny random models served through a local hub mirror stand in for the embedded ones: a GPT-2 for
-next word and scoring, a BERT classifier for sentiment; attention uses the embedded `minilm`.
+next word, scoring and the "Inside the model" endpoints (lens, heads, patching, induction), a BERT
+classifier for sentiment; attention uses the embedded `minilm`. The inside endpoints are checked
+against the same GPT-2 run here straight from transformers, with hooks written in the test.
 Bad input must come back as `gr.Error` carrying the service's message, never another exception.
 """
 
@@ -40,11 +42,12 @@ def test_build_loads_no_model_and_names_the_endpoints(env):
     demo = gradio_app.build(gradio_app.GradioSettings("127.0.0.1", 7860, 3, 17))
     assert not models._CACHE, "building the app must not load weights"
     names = {fn.api_name for fn in demo.fns.values()}
-    for name in ("next_token", "score", "attention", "classify", "positional",
-                 "finetune_launch", "finetune_status"):
+    for name in ("next_token", "score", "attention", "classify", "positional", "lens", "heads",
+                 "patch", "induction", "finetune_launch", "finetune_status"):
         assert name in names
     public = demo.get_api_info()["named_endpoints"]
-    assert {"/next_token", "/score", "/attention", "/classify"} <= set(public)
+    assert {"/next_token", "/score", "/attention", "/classify", "/lens", "/heads", "/patch",
+            "/induction"} <= set(public)
     assert not any(k.endswith("_view") for k in public), "UI handlers stay off the API page"
     assert demo._queue.max_size == 17
     assert demo._queue.default_concurrency_limit == 3
@@ -172,6 +175,263 @@ def test_positional_bad_input():
     assert "even" in error_of(gradio_app.positional_view, "sinusoidal", 10, 7, "dot")
     with pytest.raises(UserError, match="kind must be one of"):
         api.positional("cosine-only", 4, 6)
+
+
+# ----------------------------------------------------------------------------- inside the model
+# The mirror's GPT-2 reads one token per character (spaces are dropped) after its start token 0:
+# 2 layers x 4 heads of 8 dimensions, 64 positions.
+
+def reference_gpt2(folder):
+    """The mirror's GPT-2 loaded straight from transformers (eager attention), and its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
+    return model, AutoTokenizer.from_pretrained(folder)
+
+
+def ids_of(tok, text: str) -> list[int]:
+    return [tok.bos_token_id] + tok(text, add_special_tokens=False)["input_ids"]
+
+
+def has_figure(name: str) -> bool:
+    """Whether lmdemo.plots.inside (written alongside this app) can draw `name` yet."""
+    try:
+        from lmdemo.plots import inside
+    except ImportError:
+        return False
+    return hasattr(inside, name)
+
+
+def check_figure(fig, name: str) -> None:
+    assert isinstance(fig, go.Figure) if has_figure(name) else fig is None
+
+
+def test_lens_json_matches_the_models_own_predictions(env):
+    """The last row is the softmax of the model's logits at every position, the first row the
+    embedding output read through the final norm and the unembedding; the pinned token's curve
+    is its probability in those rows at the last position."""
+    import torch
+
+    model, tok = reference_gpt2(env / LM)
+    text, pin = "abcab", "c"
+    ids = ids_of(tok, text)
+    with torch.no_grad():
+        out = model(torch.tensor([ids]), output_hidden_states=True)
+        first = torch.softmax(model.lm_head(model.transformer.ln_f(out.hidden_states[0][0])), -1)
+        last = torch.softmax(out.logits[0].double(), -1)  # (T, V)
+    data = api.lens(text, LM, pin)
+    assert data["tokens"] == ["<|endoftext|>", *text]
+    assert data["depths"] == ["embedding", "layer 1", "layer 2"]
+    assert len(data["top"]) == 3 and all(len(row) == len(ids) for row in data["top"])
+    for row, probs in ((data["top"][0], first), (data["top"][-1], last)):
+        assert [c["id"] for c in row] == probs.argmax(-1).tolist()
+        assert [c["prob"] for c in row] == pytest.approx(probs.max(-1).values.tolist(), abs=1e-5)
+        assert [c["token"] for c in row] == [tok.decode([int(i)]) for i in probs.argmax(-1)]
+    pin_id = tok(pin, add_special_tokens=False)["input_ids"][0]
+    assert data["pin"]["id"] == pin_id
+    assert data["pin"]["probs"][0] == pytest.approx(float(first[-1, pin_id]), abs=1e-6)
+    assert data["pin"]["probs"][-1] == pytest.approx(float(last[-1, pin_id]), abs=1e-6)
+    assert "pin" not in api.lens(text, LM, "")  # empty: nothing pinned
+
+    grid, curve, table, info, shown = gradio_app.lens_view(text, LM, pin)
+    check_figure(grid, "lens_grid")
+    check_figure(curve, "pinned_curve")
+    assert table.shape == (3, len(ids) + 1) and list(table["depth"]) == data["depths"]
+    assert shown == data and "3 depths × 6 positions" in info
+
+
+def _zero_heads(model, heads):
+    """Forward pre-hooks that zero the given (layer, head) outputs before each layer's c_proj."""
+    size = model.config.n_embd // model.config.n_head
+
+    def hook(layer):
+        def pre(_module, args):
+            x = args[0].clone()
+            for la, h in heads:
+                if la == layer:
+                    x[..., h * size:(h + 1) * size] = 0
+            return (x,)
+        return pre
+
+    return [model.transformer.h[la].attn.c_proj.register_forward_pre_hook(hook(la))
+            for la in {la for la, _ in heads}]
+
+
+def _last_logprobs(model, ids, heads=()):
+    import torch
+
+    handles = _zero_heads(model, heads)
+    try:
+        with torch.no_grad():
+            return torch.log_softmax(model(torch.tensor([ids])).logits[0, -1].double(), -1)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def test_heads_json_matches_heads_zeroed_one_by_one(env):
+    """Every head of the map against a forward pass with that head zeroed by a hook written here;
+    the ablation of two heads together against both zeroed at once."""
+    model, tok = reference_gpt2(env / LM)
+    text, target = "abcabca", "b"
+    ids, tid = ids_of(tok, text), tok(target, add_special_tokens=False)["input_ids"][0]
+    base = _last_logprobs(model, ids)
+    want = [[float(base[tid] - _last_logprobs(model, ids, [(la, h)])[tid]) for h in range(4)]
+            for la in range(2)]
+
+    data = api.heads(text, LM, target)
+    assert data["target_id"] == tid and data["ablation"] is None
+    assert data["base_logprob"] == pytest.approx(float(base[tid]), abs=1e-5)
+    assert data["importance"] == [pytest.approx(row, abs=1e-4) for row in want]
+    best = max(((la, h) for la in range(2) for h in range(4)), key=lambda c: want[c[0]][c[1]])
+    assert (data["top_heads"][0]["layer"], data["top_heads"][0]["head"]) == best
+
+    both = api.heads(text, LM, target, "1.3, 0.0", "zero", 3)
+    after = _last_logprobs(model, ids, [(1, 3), (0, 0)])
+    ab = both["ablation"]
+    assert ab["heads"] == [[0, 0], [1, 3]] and len(ab["before"]) == len(ab["after"]) == 3
+    assert [t["id"] for t in ab["after"]] == after.argsort(descending=True)[:3].tolist()
+    assert [t["prob"] for t in ab["after"]] == pytest.approx(after.exp().sort(
+        descending=True).values[:3].tolist(), abs=1e-5)
+    assert ab["target_logprob_after"] == pytest.approx(float(after[tid]), abs=1e-5)
+    kl = float((base.exp() * (base - after)).sum())
+    assert ab["kl"] == pytest.approx(kl, abs=1e-5)
+    assert api.heads(text, LM, target, [[1, 3], [0, 0]], show=3)["ablation"] == ab  # as a list
+
+    fig, bars, table, info, shown = gradio_app.heads_view(text, LM, target, "1.3, 0.0", "zero", 3)
+    check_figure(fig, "head_map")
+    check_figure(bars, "ablation_bars")
+    assert shown == both and table[0][:2] == list(best) and "KL" in info
+    assert gradio_app.heads_view(text, LM, target, "", "mean", 3)[1] is None  # no heads: no bars
+
+
+def test_patch_json_matches_a_hand_patched_run(env):
+    """The logit differences of the clean and corrupted runs, and patched cells against runs
+    patched here by a hook on the block: patching the one differing token's embedding output
+    gives the clean run back (recovered 1); cells before it change nothing (0)."""
+    import torch
+
+    model, tok = reference_gpt2(env / LM)
+    clean, corrupt = "abcd", "abxd"
+    clean_ids, corrupt_ids = ids_of(tok, clean), ids_of(tok, corrupt)
+    with torch.no_grad():
+        clean_out = model(torch.tensor([clean_ids]), output_hidden_states=True)
+        corrupt_logits = model(torch.tensor([corrupt_ids])).logits[0, -1]
+    # the answers: the characters whose logits the change of prompt moves most, up and down
+    shift = (clean_out.logits[0, -1] - corrupt_logits)[1:]  # (V - 1,) without the start token
+    g, b = int(shift.argmax()) + 1, int(shift.argmin()) + 1
+    good, bad = tok.decode([g]), tok.decode([b])
+
+    def diff(logits):
+        return float(logits[g] - logits[b])
+
+    def patched(position: int) -> float:  # the output of block 0 (depth 1) patched at position
+        def hook(_module, _args, output):  # a block returns a tensor or a tuple, by version
+            hidden = (output[0] if isinstance(output, tuple) else output).clone()  # (1, T, d)
+            hidden[0, position] = clean_out.hidden_states[1][0, position]
+            return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+        handle = model.transformer.h[0].register_forward_hook(hook)
+        try:
+            with torch.no_grad():
+                return diff(model(torch.tensor([corrupt_ids])).logits[0, -1])
+        finally:
+            handle.remove()
+
+    data = api.patch(clean, corrupt, LM, good, bad)
+    assert data["tokens"][3] == "c" and data["corrupt_tokens"][3] == "x"
+    assert data["clean_answer"] == {"token": good, "id": g}
+    assert data["clean_diff"] == pytest.approx(diff(clean_out.logits[0, -1]), abs=1e-4)
+    assert data["corrupt_diff"] == pytest.approx(diff(corrupt_logits), abs=1e-4)
+    assert len(data["recovered"]) == 3 and all(len(r) == 5 for r in data["recovered"])
+    for position in (3, 4):
+        assert data["patched_diff"][1][position] == pytest.approx(patched(position), abs=1e-4)
+    assert data["recovered"][0][3] == pytest.approx(1, abs=1e-4)
+    assert data["recovered"][0][:3] == pytest.approx([0, 0, 0], abs=1e-6)
+
+    grid, info, shown = gradio_app.patch_view(clean, corrupt, LM, good, bad)
+    check_figure(grid, "patch_grid")
+    assert shown == data and "clean run" in info
+
+
+def test_patch_with_no_prompts_runs_the_first_preset(env, monkeypatch):
+    from lmdemo.lab import patching
+
+    seen = []
+
+    class Done:
+        def to_json(self):
+            return {"ok": True}
+
+    monkeypatch.setattr(patching, "patch", lambda *args: seen.append(args) or Done())
+    assert api.patch("", "  ", LM, "", " Rome") == {"ok": True}
+    assert seen == [(LM, *patching.PRESETS[0], None, " Rome", None)]
+
+
+def test_induction_json_matches_losses_and_scores_computed_here(env):
+    """The sequence is the start token and one copy of distinct tokens twice; the losses and the
+    induction scores against the model's own logits and attention weights, looped here."""
+    import torch
+
+    model, tok = reference_gpt2(env / LM)
+    n = 12
+    data = api.induction(LM, n, 3)
+    ids = data["token_ids"]
+    assert data["length"] == n and data["seed"] == 3 and len(ids) == 2 * n + 1
+    assert ids[0] == tok.bos_token_id and ids[1:n + 1] == ids[n + 1:]
+    assert len(set(ids[1:n + 1])) == n and tok.bos_token_id not in ids[1:]
+    with torch.no_grad():
+        out = model(torch.tensor([ids]), output_attentions=True)
+    logp = torch.log_softmax(out.logits[0].double(), -1)
+    losses = [-float(logp[j - 1, ids[j]]) for j in range(1, 2 * n + 1)]
+    assert data["losses"] == pytest.approx(losses, abs=1e-4)
+    assert data["loss_first"] == pytest.approx(sum(losses[:n]) / n, abs=1e-4)
+    assert data["loss_second"] == pytest.approx(sum(losses[n:]) / n, abs=1e-4)
+    scores = [[sum(float(out.attentions[la][0, h, q, q - n + 1]) for q in range(n + 1, 2 * n + 1))
+               / n for h in range(4)] for la in range(2)]
+    assert data["scores"] == [pytest.approx(row, abs=1e-5) for row in scores]
+    assert api.induction(LM, n, "3")["token_ids"] == ids  # the seed decides the sequence
+    assert api.induction(LM, n, 4)["token_ids"] != ids
+
+    curve, fig, table, info, shown = gradio_app.induction_view(LM, n, 3)
+    check_figure(curve, "loss_curve")
+    check_figure(fig, "head_map")
+    assert shown == data and len(table) == 8 and "12 random tokens read twice" in info
+
+
+@pytest.mark.parametrize(("view", "args", "words"), [
+    ("lens_view", ("", LM, ""), "The text is empty"),
+    ("lens_view", ("a" * 2001, LM, ""), "at most 2,000 are accepted"),
+    ("lens_view", ("abc", LM, "abc"), "must be exactly one token"),
+    ("lens_view", ("abc", "minilm", ""), "predicts no next token"),
+    ("lens_view", ("abc", LM, 5), "The pinned token must be text"),
+    ("heads_view", ("abc", LM, "", "", "zero", 5), "Give a target token"),
+    ("heads_view", ("abc", LM, "a", "9.9", "zero", 5), "There is no head 9.9"),
+    ("heads_view", ("abc", LM, "a", "1-2", "zero", 5), "Could not read '1-2' as a head"),
+    ("heads_view", ("abc", LM, "a", "", "half", 5), "Unknown ablation 'half'"),
+    ("heads_view", ("abc", LM, "a", "", "zero", 0), "show must be a whole number from 1 to 50"),
+    ("heads_view", ("abc", LM, "ab", "", "zero", 5), "pick a single token"),
+    ("patch_view", ("abcd", "abxde", LM, "", ""), "they must be the same length"),
+    ("patch_view", ("abcd", "", LM, "", ""), "Give both a clean and a corrupted prompt"),
+    ("patch_view", ("abcd", "abxd", LM, "ef", ""), "The clean answer must be exactly one token"),
+    ("patch_view", ("abcd", "abcd", LM, "", ""), "are the same tokens"),
+    ("induction_view", (LM, 1, 0), "length must be a whole number from 2 to 200"),
+    ("induction_view", (LM, 2.5, 0), "length must be a whole number"),
+    ("induction_view", (LM, 40, 0), "between 2 and 31"),  # 64 positions: 2 x 31 + 1
+    ("induction_view", (LM, 10, -1), "seed must be a whole number from 0"),
+    ("induction_view", ("tiny-gru", 10, 0), "needs a causal-lm model"),
+])
+def test_inside_bad_input_is_a_gr_error(env, view, args, words):
+    assert words in error_of(getattr(gradio_app, view), *args)
+
+
+def test_inside_figures_degrade_to_none_without_the_plot_module(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "lmdemo.plots.inside", None)  # import fails
+    assert gradio_app.inside_figure("lens_grid", object()) is None
+    monkeypatch.delitem(sys.modules, "lmdemo.plots.inside")
+    assert gradio_app.inside_figure("no_such_figure", object()) is None
 
 
 # ----------------------------------------------------------------------------- sentiment

@@ -76,3 +76,61 @@ def test_bad_input_comes_back_as_the_message(client):
         client.predict("The cat", LM, 4, -2.0, api_name="/next_token")
     with pytest.raises(AppError, match="layer must be a whole number from 0 to 5"):
         client.predict("The movie", "minilm", 40, None, api_name="/attention")
+
+
+# ----------------------------------------------------------------------------- inside the model
+# The mirror's GPT-2 reads one token per character after its start token (2 layers x 4 heads).
+
+def test_lens_over_http(client, tiny_mirror):
+    data = client.predict("abcab", LM, "c", api_name="/lens")
+    p, tok = reference_distribution(tiny_mirror / LM, "abcab")  # computed here, not served
+    assert data["depths"] == ["embedding", "layer 1", "layer 2"] and len(data["tokens"]) == 6
+    last = data["top"][-1][-1]  # the model's own prediction after the whole text
+    assert last["id"] == int(p.argmax()) and last["prob"] == pytest.approx(float(p.max()), abs=1e-5)
+    pin = tok("c", add_special_tokens=False)["input_ids"][0]
+    assert data["pin"]["probs"][-1] == pytest.approx(float(p[pin]), abs=1e-5)
+
+
+def test_heads_over_http(client):
+    from lmdemo.lab.head_ablation import importance
+
+    data = client.predict("abcabca", LM, "b", "1.3, 0.0", "zero", 3, api_name="/heads")
+    want = importance(LM, "abcabca", "b")  # the service called in this process
+    assert data["importance"] == [pytest.approx(row, abs=1e-6) for row in want.importance]
+    assert data["ablation"]["heads"] == [[0, 0], [1, 3]] and len(data["ablation"]["after"]) == 3
+    assert client.predict("abcabca", LM, "b", api_name="/heads")["ablation"] is None
+
+
+def test_patch_over_http(client, tiny_mirror):
+    clean, _ = reference_distribution(tiny_mirror / LM, "abcd")
+    corrupt, tok = reference_distribution(tiny_mirror / LM, "abxd")
+    shift = (clean - corrupt)[1:]  # the answers: the characters the change moves most
+    good, bad = tok.decode([int(shift.argmax()) + 1]), tok.decode([int(shift.argmin()) + 1])
+    data = client.predict("abcd", "abxd", LM, good, bad, api_name="/patch")
+    assert data["tokens"][3] == "c" and data["corrupt_tokens"][3] == "x"
+    assert (data["clean_answer"]["token"], data["corrupt_answer"]["token"]) == (good, bad)
+    # patching the one differing token's embedding output is the clean run: all recovered;
+    # before it the two runs are the same, so nothing is
+    assert data["recovered"][0][3] == pytest.approx(1, abs=1e-3)
+    assert data["recovered"][0][:3] == pytest.approx([0, 0, 0], abs=1e-6)
+
+
+def test_induction_over_http(client):
+    data = client.predict(LM, 10, 2, api_name="/induction")
+    ids = data["token_ids"]
+    assert len(ids) == 21 and ids[1:11] == ids[11:] and len(data["losses"]) == 20
+    assert data["loss_first"] == pytest.approx(sum(data["losses"][:10]) / 10)
+    assert len(data["scores"]) == 2 and len(data["scores"][0]) == 4
+
+
+@pytest.mark.parametrize(("args", "api_name", "words"), [
+    (("abc", LM, "abc"), "/lens", "must be exactly one token"),
+    (("abc", LM, "a", "7.0"), "/heads", "There is no head 7.0"),
+    (("abcd", "abxde", LM), "/patch", "they must be the same length"),
+    ((LM, 1, 0), "/induction", "length must be a whole number from 2 to 200"),
+])
+def test_inside_bad_input_comes_back_as_the_message(client, args, api_name, words):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=words):
+        client.predict(*args, api_name=api_name)
