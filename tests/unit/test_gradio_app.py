@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import pytest
 
 import gradio_app
+import gradio_views
 from lmdemo import api
 from lmdemo.core import models
 from lmdemo.core.errors import UserError
@@ -78,7 +79,7 @@ def test_server_settings_from_env_and_flags(monkeypatch):
 # ----------------------------------------------------------------------------- next word
 
 def test_next_word_view(env):
-    fig, rows, summary = gradio_app.next_word_view("The cat", LM, 5, 0.7, 0, 0.9)
+    fig, rows, summary = gradio_views.next_word_view("The cat", LM, 5, 0.7, 0, 0.9)
     assert isinstance(fig, go.Figure)
     assert len(rows) == 5 and all(len(r) == 4 for r in rows)
     assert "bits" in summary
@@ -119,28 +120,28 @@ def test_next_token_json_matches_transformers(env):
     (("x", "minilm", 5, 1, 0, 1), "needs a causal-lm or recurrent-lm"),
 ])
 def test_next_word_bad_input_is_a_gr_error(env, args, words):
-    assert words in error_of(gradio_app.next_word_view, *args)
+    assert words in error_of(gradio_views.next_word_view, *args)
 
 
 def test_score_view_ranks_sentences(env):
-    fig, table = gradio_app.score_view("The cat sat.\nsat cat The.\n", LM)
+    fig, table = gradio_views.score_view("The cat sat.\nsat cat The.\n", LM)
     assert isinstance(fig, go.Figure) and len(table) == 2
     assert table[0][1] >= table[1][1]
 
 
 def test_score_bad_input(env):
-    assert "at least one sentence" in error_of(gradio_app.score_view, "  \n ", LM)
-    assert "at most 64" in error_of(gradio_app.score_view, "a\n" * 65, LM)
+    assert "at least one sentence" in error_of(gradio_views.score_view, "  \n ", LM)
+    assert "at most 64" in error_of(gradio_views.score_view, "a\n" * 65, LM)
 
 
 # ----------------------------------------------------------------------------- attention
 
 def test_attention_view_and_json():
-    heat, grid, info = gradio_app.attention_view("The movie was good", "minilm", 3, 1, "head")
+    heat, grid, info = gradio_views.attention_view("The movie was good", "minilm", 3, 1, "head")
     assert isinstance(heat, go.Figure) and isinstance(grid, go.Figure)
     assert "6 layers × 12 heads" in info
     for view in ("mean", "rollout"):
-        assert isinstance(gradio_app.attention_view("The movie", "minilm", 0, 0, view)[0],
+        assert isinstance(gradio_views.attention_view("The movie", "minilm", 0, 0, view)[0],
                           go.Figure)
     data = api.attention("The movie was good", "minilm", layer=2, head=5)
     assert data["layers"] == [2] and data["heads"] == [5]
@@ -153,10 +154,10 @@ def test_attention_view_and_json():
 
 def test_attention_bad_input():
     assert "layer must be a whole number from 0 to 5" in error_of(
-        gradio_app.attention_view, "The movie", "minilm", 9, 0, "head")
+        gradio_views.attention_view, "The movie", "minilm", 9, 0, "head")
     assert "head must be a whole number from 0 to 11" in error_of(
-        gradio_app.attention_view, "The movie", "minilm", 0, 1.5, "head")
-    assert "text is empty" in error_of(gradio_app.attention_view, "  ", "minilm", 0, 0, "head")
+        gradio_views.attention_view, "The movie", "minilm", 0, 1.5, "head")
+    assert "text is empty" in error_of(gradio_views.attention_view, "  ", "minilm", 0, 0, "head")
     with pytest.raises(UserError, match="layer must be"):
         api.attention("The movie", "minilm", layer=-3)
 
@@ -164,7 +165,7 @@ def test_attention_bad_input():
 # ----------------------------------------------------------------------------- positional
 
 def test_positional_view_and_json():
-    enc, sim, diag, text = gradio_app.positional_view("sinusoidal", 50, 16, "cosine")
+    enc, sim, diag, text = gradio_views.positional_view("sinusoidal", 50, 16, "cosine")
     assert all(isinstance(f, go.Figure) for f in (enc, sim, diag))
     assert "spread" in text
     data = api.positional("sine-only", 4, 6)
@@ -172,7 +173,7 @@ def test_positional_view_and_json():
 
 
 def test_positional_bad_input():
-    assert "even" in error_of(gradio_app.positional_view, "sinusoidal", 10, 7, "dot")
+    assert "even" in error_of(gradio_views.positional_view, "sinusoidal", 10, 7, "dot")
     with pytest.raises(UserError, match="kind must be one of"):
         api.positional("cosine-only", 4, 6)
 
@@ -233,7 +234,7 @@ def test_lens_json_matches_the_models_own_predictions(env):
     assert data["pin"]["probs"][-1] == pytest.approx(float(last[-1, pin_id]), abs=1e-6)
     assert "pin" not in api.lens(text, LM, "")  # empty: nothing pinned
 
-    grid, curve, table, info, shown = gradio_app.lens_view(text, LM, pin)
+    grid, curve, table, info, shown = gradio_views.lens_view(text, LM, pin)
     check_figure(grid, "lens_grid")
     check_figure(curve, "pinned_curve")
     assert table.shape == (3, len(ids) + 1) and list(table["depth"]) == data["depths"]
@@ -298,11 +299,11 @@ def test_heads_json_matches_heads_zeroed_one_by_one(env):
     assert ab["kl"] == pytest.approx(kl, abs=1e-5)
     assert api.heads(text, LM, target, [[1, 3], [0, 0]], show=3)["ablation"] == ab  # as a list
 
-    fig, bars, table, info, shown = gradio_app.heads_view(text, LM, target, "1.3, 0.0", "zero", 3)
+    fig, bars, table, info, shown = gradio_views.heads_view(text, LM, target, "1.3, 0.0", "zero", 3)
     check_figure(fig, "head_map")
     check_figure(bars, "ablation_bars")
     assert shown == both and table[0][:2] == list(best) and "KL" in info
-    assert gradio_app.heads_view(text, LM, target, "", "mean", 3)[1] is None  # no heads: no bars
+    assert gradio_views.heads_view(text, LM, target, "", "mean", 3)[1] is None  # no heads: no bars
 
 
 def test_patch_json_matches_a_hand_patched_run(env):
@@ -349,7 +350,7 @@ def test_patch_json_matches_a_hand_patched_run(env):
     assert data["recovered"][0][3] == pytest.approx(1, abs=1e-4)
     assert data["recovered"][0][:3] == pytest.approx([0, 0, 0], abs=1e-6)
 
-    grid, info, shown = gradio_app.patch_view(clean, corrupt, LM, good, bad)
+    grid, info, shown = gradio_views.patch_view(clean, corrupt, LM, good, bad)
     check_figure(grid, "patch_grid")
     assert shown == data and "clean run" in info
 
@@ -393,7 +394,7 @@ def test_induction_json_matches_losses_and_scores_computed_here(env):
     assert api.induction(LM, n, "3")["token_ids"] == ids  # the seed decides the sequence
     assert api.induction(LM, n, 4)["token_ids"] != ids
 
-    curve, fig, table, info, shown = gradio_app.induction_view(LM, n, 3)
+    curve, fig, table, info, shown = gradio_views.induction_view(LM, n, 3)
     check_figure(curve, "loss_curve")
     check_figure(fig, "head_map")
     assert shown == data and len(table) == 8 and "12 random tokens read twice" in info
@@ -422,16 +423,12 @@ def test_induction_json_matches_losses_and_scores_computed_here(env):
     ("induction_view", ("tiny-gru", 10, 0), "needs a causal-lm model"),
 ])
 def test_inside_bad_input_is_a_gr_error(env, view, args, words):
-    assert words in error_of(getattr(gradio_app, view), *args)
+    assert words in error_of(getattr(gradio_views, view), *args)
 
 
-def test_inside_figures_degrade_to_none_without_the_plot_module(monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "lmdemo.plots.inside", None)  # import fails
-    assert gradio_app.inside_figure("lens_grid", object()) is None
-    monkeypatch.delitem(sys.modules, "lmdemo.plots.inside")
-    assert gradio_app.inside_figure("no_such_figure", object()) is None
+def test_an_inside_figure_that_cannot_be_drawn_leaves_the_numbers():
+    assert gradio_views.inside_figure("lens_grid", object()) is None  # not a lens result
+    assert gradio_views.inside_figure("no_such_figure", object()) is None
 
 
 # ----------------------------------------------------------------------------- sentiment
@@ -448,7 +445,7 @@ def test_classify_view(env):
         want = [float(torch.softmax(ref(**tok(t, return_tensors="pt")).logits[0], -1)[1])
                 for t in texts]  # P(positive) of each review
 
-    fig, rows = gradio_app.classify_view("\n".join(texts), CLS)
+    fig, rows = gradio_views.classify_view("\n".join(texts), CLS)
     assert isinstance(fig, go.Figure)
     assert [r[0] for r in rows] == texts
     assert [r[2] for r in rows] == pytest.approx(want, abs=1e-4)
@@ -459,26 +456,26 @@ def test_classify_view(env):
 
 
 def test_classify_bad_input(env):
-    assert "at least one review" in error_of(gradio_app.classify_view, "", CLS)
-    assert "needs a classifier" in error_of(gradio_app.classify_view, "good", "minilm")
+    assert "at least one review" in error_of(gradio_views.classify_view, "", CLS)
+    assert "needs a classifier" in error_of(gradio_views.classify_view, "good", "minilm")
 
 
 def test_finetune_launch_refuses_bad_values_and_status_lists_runs(env):
     args = ["ok-name", "minilm", "lora", 1, 0, 16, 128, 0, ""]
     bad_name = ["../escape"] + args[1:]
-    assert "not a valid run name" in error_of(gradio_app.launch_view, *bad_name)
+    assert "not a valid run name" in error_of(gradio_views.launch_view, *bad_name)
     bad_epochs = args[:3] + [-1] + args[4:]
     assert "Epochs must be a whole number from 1 to 100 (got -1)" in error_of(
-        gradio_app.launch_view, *bad_epochs)
+        gradio_views.launch_view, *bad_epochs)
     bad_method = args[:2] + ["half"] + args[3:]
     assert "Method must be one of 'lora', 'full' (got 'half')" in error_of(
-        gradio_app.launch_view, *bad_method)
+        gradio_views.launch_view, *bad_method)
     bad_rate = args[:4] + ["fast"] + args[5:]
-    assert "Learning rate must be a number, not 'fast'" in error_of(gradio_app.launch_view,
+    assert "Learning rate must be a number, not 'fast'" in error_of(gradio_views.launch_view,
                                                                     *bad_rate)
-    status, fig = gradio_app.status_view("")
+    status, fig = gradio_views.status_view("")
     assert status == {"runs": []} and fig is None
-    assert "No run is called" in error_of(gradio_app.status_view, "never-made")
+    assert "No run is called" in error_of(gradio_views.status_view, "never-made")
 
 
 def test_status_view_draws_the_curves_of_a_run(env, tmp_path):
@@ -491,22 +488,22 @@ def test_status_view_draws_the_curves_of_a_run(env, tmp_path):
                for i in range(4)]
     (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     jobs.update_status(folder, state="done", progress=1.0)
-    status, fig = gradio_app.status_view("curves")
+    status, fig = gradio_views.status_view("curves")
     assert status["state"] == "done" and len(status["metrics"]) == 4
     assert isinstance(fig, go.Figure)
-    assert gradio_app.status_view("")[0]["runs"][0]["name"] == "curves"
+    assert gradio_views.status_view("")[0]["runs"][0]["name"] == "curves"
 
 
 def test_finetune_token_is_checked(env, monkeypatch):
     monkeypatch.setenv("LMDEMO_TRAIN_TOKEN", "s3cret")
     args = ["tok-run", "minilm", "lora", 1, 0, 16, 128, 0, "wrong"]
-    assert "training token" in error_of(gradio_app.launch_view, *args)
+    assert "training token" in error_of(gradio_views.launch_view, *args)
 
 
 # ----------------------------------------------------------------------------- error mapping
 
 def test_unexpected_errors_become_short_gr_errors():
-    @gradio_app.guarded
+    @gradio_views.guarded
     def broken(x: int) -> int:
         raise RuntimeError("boom " * 200)
 
