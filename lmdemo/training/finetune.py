@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from lmdemo.core import validate
+from lmdemo.core.config import settings
 from lmdemo.core.errors import UserError
 from lmdemo.training.metrics import binary_metrics
 from lmdemo.training.reviews import Reviews
@@ -59,10 +60,11 @@ class TrainConfig:
 
     def validated(self) -> TrainConfig:
         """This config with every value checked and in its proper type (whole floats and numeric
-        strings become numbers), or a UserError naming the first bad value and what is allowed."""
+        strings become numbers), or a UserError naming the first bad value and what is allowed;
+        batch size × max length is capped by the server's LMDEMO_MAX_BATCH_TOKENS."""
         if not isinstance(self.base, str) or not self.base.strip():
             raise UserError("Choose a base encoder to fine-tune (e.g. minilm).")
-        return replace(
+        checked = replace(
             self,
             base=self.base.strip(),
             method=validate.choice(self.method, "Method", METHODS),
@@ -83,6 +85,14 @@ class TrainConfig:
             group_by_length=bool(self.group_by_length),
             eval_batch_size=validate.whole(self.eval_batch_size, "Eval batch size", 1, 4096),
         )
+        budget = settings().max_batch_tokens
+        tokens = checked.batch_size * checked.max_length
+        if tokens > budget:  # activation memory grows with the tokens in a batch
+            raise UserError(f"Batch size × max length is {checked.batch_size} × "
+                            f"{checked.max_length} = {tokens:,} tokens per batch; this server "
+                            f"allows at most {budget:,} (LMDEMO_MAX_BATCH_TOKENS): lower the "
+                            "batch size or the max length.")
+        return checked
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -299,6 +309,8 @@ def train(cfg: TrainConfig, train_data: Reviews, val_data: Reviews | None = None
     encoded = _encode(tokenizer, train_data.texts, limit)
     items = list(zip(encoded, train_data.labels, strict=True))
     val_encoded = _encode(tokenizer, val_data.texts, limit) if val_data and len(val_data) else []
+    # evaluation keeps no activations for a backward pass: 4x the training token budget
+    eval_batch = max(1, min(int(cfg.eval_batch_size), 4 * settings().max_batch_tokens // limit))
 
     sampler = LengthGroupedBatches([len(e) for e in encoded], int(cfg.batch_size), cfg.seed,
                                    cfg.group_by_length)
@@ -352,8 +364,7 @@ def train(cfg: TrainConfig, train_data: Reviews, val_data: Reviews | None = None
         record = {"event": "epoch", "epoch": epoch, "step": step, "total_steps": total,
                   "train_loss": sum(losses) / max(1, len(losses))}
         if val_encoded:
-            probs = predict_encoded(raw, val_encoded, pad_id, accelerator.device,
-                                    int(cfg.eval_batch_size))
+            probs = predict_encoded(raw, val_encoded, pad_id, accelerator.device, eval_batch)
             m = binary_metrics(val_data.labels, (probs >= 0.5).astype(int))
             record.update(val_accuracy=m.accuracy, val_f1=m.f1)
         result.history.append(record)

@@ -1,15 +1,38 @@
-"""Fine-tuning jobs: each run is a folder under the runs folder, trained by its own process.
+"""Fine-tuning jobs: each run is a folder under the runs folder, trained by its own processes.
 
 A run folder (`<LMDEMO_HOME>/runs/<name>/`) holds `config.json` (base, hyperparameters, data),
 `data.jsonl` (the training reviews, written from memory), `status.json` (state queued | running |
 done | failed | cancelled, pid, progress, ETA, error), `metrics.jsonl` (one line per step / epoch),
-`log.txt` (the worker's output) and `model/` (the best epoch). A job is the separate process
-`python -m lmdemo finetune --run-dir <folder>` started with `start_new_session`, so a crash cannot
-take the server down. At most `LMDEMO_MAX_JOBS` run at once; the rest wait as "queued" and are
-started by `schedule()` — called on submit, when a worker finishes and whenever runs are listed —
-under a file lock. A "running" run whose process is gone is marked failed. Everything is on disk,
-so runs survive a server restart; run names are checked so they cannot leave the runs folder, and
-an existing run is never overwritten.
+`log.txt` (the job's output) and `model/` (the best epoch).
+
+Names: a run name is claimed exactly once, across threads and processes: `config.json` is created
+with O_CREAT|O_EXCL (the claim) before anything else is written, and in the runs folder the claim
+also holds the runs lock (`runs/.lock`, `fcntl.flock`), which a soup's publication (a rename into
+place) takes too. A name that is taken, or a folder that is not empty, is a UserError; a run is
+never overwritten, and a claim whose later writes fail is removed again.
+
+Queue: at most `LMDEMO_MAX_JOBS` run at once, at most `LMDEMO_MAX_QUEUED` wait; `submit` counts
+the waiting runs and creates its run under the runs lock, so concurrent submits cannot pass the
+limit. `schedule()` (under the same lock) marks dead jobs failed and starts queued runs, oldest
+first, in free slots. It is called on submit and cancel, by the API and pages when they list
+runs — and by every job itself when its worker ends, so the queue advances with nobody polling.
+
+A job is two processes. `schedule` starts the supervisor `python -m lmdemo.training.jobs <folder>`
+in a new session (so a crash or a closed server cannot take it down, and it outlives the server);
+its pid and start time go into status.json. The supervisor runs the worker (`python -m lmdemo
+finetune --run-dir <folder>`, or `LMDEMO_JOB_COMMAND`) in its process group, waits for it at most
+`LMDEMO_JOB_TIMEOUT_S` seconds (then stops it: status failed, saying the time limit ended it),
+marks the run failed if the worker died without a final state (killed, e.g. by the OOM killer:
+the error names the signal), and then calls `schedule()` to start the next queued run. Cancel
+ends the whole process group. Only if the supervisor itself is killed does the next run wait for
+the next `schedule()` call (a submit, a cancel, a listing).
+
+Liveness: a job counts as running while a process with its pid exists, is not a zombie, and was
+created when the job started (psutil's create_time, recorded beside the pid), so a pid reused by
+another process (after a reboot, say) reads as dead. Everything is on disk, so runs survive a
+server restart; status.json is updated under a per-run lock (`.status.lock`) and replaced
+atomically, so concurrent writers (worker, supervisor, cancel) never lose each other's fields and
+a final state (done, failed, cancelled) is never left.
 """
 
 from __future__ import annotations
@@ -19,9 +42,11 @@ import fcntl
 import hmac
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,7 +99,7 @@ def _read_json(path: Path, default=None):
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp = path.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
     tmp.write_text(json.dumps(data, allow_nan=False, default=str), encoding="utf-8")
     os.replace(tmp, path)  # atomic: a reader never sees half a file
 
@@ -83,24 +108,36 @@ def read_status(folder: Path) -> dict:
     return _read_json(folder / "status.json", {}) or {}
 
 
-def update_status(folder: Path, **fields) -> dict:
-    """Merge fields into status.json; a final state (done, failed, cancelled) is never left."""
-    status = read_status(folder)
-    if status.get("state") in FINAL and fields.get("state") != status.get("state"):
-        return status
-    status.update(fields, updated=time.time())
-    _write_json(folder / "status.json", status)
+def update_status(folder: Path, _unless_final: bool = False, **fields) -> dict:
+    """Merge fields into status.json (under the run's lock, so concurrent writers never lose each
+    other's fields); a final state (done, failed, cancelled) is never left (and with
+    `_unless_final`, a run in a final state is not changed at all)."""
+    folder = Path(folder)
+    with _flock(folder / ".status.lock"):
+        status = read_status(folder)
+        final = status.get("state") in FINAL
+        if final and (_unless_final or fields.get("state", status["state"]) != status["state"]):
+            return status
+        status.update(fields, updated=time.time())
+        _write_json(folder / "status.json", status)
     return status
 
 
 @contextlib.contextmanager
-def _lock():
-    with open(runs_root() / ".lock", "a+") as fh:
+def _flock(path: Path):
+    """An exclusive lock on a file, across processes and threads (each call opens its own file
+    description); released when the block ends or the process dies."""
+    with open(path, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _lock():
+    """The runs lock: name claims, queue counts and scheduling hold it."""
+    return _flock(runs_root() / ".lock")
 
 
 def check_token(token: str | None) -> None:
@@ -112,28 +149,79 @@ def check_token(token: str | None) -> None:
 
 
 def create_run(name: str, config: dict, data_jsonl: str | None = None) -> Path:
-    """Make a new run folder with config.json (and data.jsonl); never reuses an existing name."""
-    return init_folder(run_dir(name), config, data_jsonl)
+    """Make a new run folder with config.json (and data.jsonl); a name is taken exactly once."""
+    folder = run_dir(name)
+    with _lock():
+        return init_folder(folder, config, data_jsonl)
+
+
+def _taken(folder: Path) -> UserError:
+    return UserError(f"A run called {folder.name!r} already exists (or its folder is not empty); "
+                     "a run is never overwritten — choose another name.")
 
 
 def init_folder(folder: Path, config: dict, data_jsonl: str | None = None) -> Path:
-    """Create a run folder (which must not exist yet, or be empty) with config and status."""
+    """Create a run folder (which must not exist yet, or be empty) with config and status. The
+    claim is creating config.json with O_EXCL: of any number of threads or processes creating the
+    same folder, exactly one succeeds; the others get a UserError and change nothing."""
     folder = Path(folder)
-    name = folder.name
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise UserError(f"{str(folder)!r} already exists and is not empty; a run is never "
-                        "overwritten — choose another name.")
+        raise _taken(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=folder.is_dir())
-    except FileExistsError as exc:
-        raise UserError(f"A run called {name!r} already exists; choose another name.") from exc
-    if data_jsonl is not None:
-        (folder / "data.jsonl").write_text(data_jsonl, encoding="utf-8")
-    _write_json(folder / "config.json", dict(config, name=name, created=time.time()))
-    _write_json(folder / "status.json", {"state": "queued", "progress": 0.0,
-                                         "created": time.time(), "updated": time.time()})
-    (folder / "metrics.jsonl").touch()
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"Cannot create the folder of run {folder.name!r} there: "
+                        f"{exc.strerror or type(exc).__name__}.") from exc
+    try:
+        try:
+            os.mkdir(folder)
+            made = True
+        except FileExistsError:
+            made = False  # an empty folder (or another creator's, which the claim settles)
+        fd = os.open(folder / "config.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise _taken(folder) from exc
+    except OSError as exc:
+        raise UserError(f"Cannot create the run folder {folder.name!r}: "
+                        f"{exc.strerror or type(exc).__name__}.") from exc
+    try:  # the name is ours from here on; status.json comes last, so nothing schedules it early
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(dict(config, name=folder.name, created=time.time()),
+                                allow_nan=False, default=str))
+        if data_jsonl is not None:
+            (folder / "data.jsonl").write_text(data_jsonl, encoding="utf-8")
+        (folder / "metrics.jsonl").touch()
+        _write_json(folder / "status.json", {"state": "queued", "progress": 0.0,
+                                             "created": time.time(), "updated": time.time()})
+    except BaseException:
+        if made:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            for child in folder.iterdir():
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        raise
     return folder
+
+
+def publish_run(building: Path, name: str) -> Path:
+    """Move a finished run folder built aside (inside the runs folder, under a name that is not
+    a run name) into place as run `name`, atomically: under the runs lock, if `name` is taken
+    meanwhile, the aside folder is removed and a UserError says so."""
+    target = run_dir(name)
+    building = Path(building)
+    with _lock():
+        if os.path.lexists(target):
+            shutil.rmtree(building, ignore_errors=True)
+            raise _taken(target)
+        try:
+            os.rename(building, target)  # same folder: atomic; fails on a non-empty target
+        except OSError as exc:
+            shutil.rmtree(building, ignore_errors=True)
+            raise _taken(target) from exc
+    return target
 
 
 def submit(name: str, config: dict, data_jsonl: str | None = None,
@@ -147,14 +235,16 @@ def submit(name: str, config: dict, data_jsonl: str | None = None,
     data = config.get("data", "shipped")
     if data_jsonl is None and data not in ("shipped", "imdb"):
         raise UserError("Choose the data: the shipped reviews, IMDB or an uploaded file.")
-    waiting = [r for r in list_runs(refresh=False) if r.state == "queued"]
-    if len(waiting) >= settings().max_queued:
-        raise UserError(f"{len(waiting)} runs are already waiting; try again when one has "
-                        "started (or cancel one).")
     full = dict(config, **cfg.to_json(), data="upload" if data_jsonl is not None else data)
-    folder = create_run(name, full, data_jsonl)
-    if start:
-        schedule()
+    folder = run_dir(name)
+    with _lock():  # count and enqueue as one step: concurrent submits cannot pass the limit
+        waiting = [r for r in list_runs(refresh=False) if r.state == "queued"]
+        if len(waiting) >= settings().max_queued:
+            raise UserError(f"{len(waiting)} runs are already waiting; try again when one has "
+                            "started (or cancel one).")
+        init_folder(folder, full, data_jsonl)
+        if start:
+            _schedule_locked()
     return get_run(folder.name)
 
 
@@ -166,67 +256,94 @@ def reviews_jsonl(data: bytes, filename: str, text_col: str | None = None,
     return parse(data, filename, text_col, label_col).to_jsonl()
 
 
-def _alive(status: dict) -> bool:
-    """Whether the worker process recorded in a status is still running (not a zombie)."""
+def _created(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), or None if there is none."""
     import psutil
 
-    pid = status.get("pid")
+    try:
+        return psutil.Process(int(pid)).create_time()
+    except (psutil.Error, ValueError, OverflowError):
+        return None
+
+
+def _is_process(pid, started, not_after=None) -> bool:
+    """Whether `pid` is a live (non-zombie) process that started at `started` (within 2 s), or,
+    with no start time recorded, no later than `not_after`: a reused pid reads as dead."""
+    import psutil
+
     if not pid:
         return False
-    with contextlib.suppress(ChildProcessError, OSError):
+    with contextlib.suppress(ChildProcessError, OSError, ValueError, OverflowError):
         os.waitpid(int(pid), os.WNOHANG)  # reap our own finished children
     try:
         proc = psutil.Process(int(pid))
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False
-        started = status.get("pid_started")
-        return started is None or abs(proc.create_time() - float(started)) < 2.0
-    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        created = proc.create_time()
+    except (psutil.Error, ValueError, OverflowError):
         return False
+    if started is not None:
+        return abs(created - float(started)) < 2.0
+    return not_after is None or created <= float(not_after) + 2.0
+
+
+def _alive(status: dict) -> bool:
+    """Whether the job process recorded in a status is still running."""
+    return _is_process(status.get("pid"), status.get("pid_started"),
+                       status.get("started") or status.get("updated"))
+
+
+def _stop_orphan(status: dict) -> None:
+    """Kill a worker left behind by a dead supervisor (only if it is still the same process)."""
+    pid = status.get("worker_pid")
+    if pid and _is_process(pid, status.get("worker_started")):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(int(pid), signal.SIGKILL)
 
 
 def _start(folder: Path) -> None:
-    import psutil
-
+    """Start the job's supervisor in a new session and mark the run running (runs lock held)."""
     log = open(folder / "log.txt", "ab")  # noqa: SIM115 (the child keeps it open)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "lmdemo", "finetune", "--run-dir", str(folder)],
+    now = time.time()
+    proc = subprocess.Popen([sys.executable, "-m", "lmdemo.training.jobs", str(folder)],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, env=env, cwd=str(Path.cwd()))
     log.close()
-    try:
-        created = psutil.Process(proc.pid).create_time()
-    except psutil.NoSuchProcess:
-        created = None
-    update_status(folder, state="running", pid=proc.pid, pid_started=created,
-                  started=time.time())
+    update_status(folder, state="running", pid=proc.pid, pid_started=_created(proc.pid),
+                  started=now)
 
 
 def schedule() -> list[str]:
-    """Mark dead workers failed and start queued runs while fewer than max_jobs run."""
-    started = []
+    """Mark dead jobs failed and start queued runs while fewer than max_jobs run."""
     with _lock():
-        root = runs_root()
-        folders = [p for p in sorted(root.iterdir()) if p.is_dir() and RUN_NAME.fullmatch(p.name)]
-        running, queued = 0, []
-        for folder in folders:
-            status = read_status(folder)
-            state = status.get("state")
-            if state == "running":
-                if _alive(status):
-                    running += 1
-                else:
-                    update_status(folder, state="failed",
-                                  error=status.get("error") or "The training process stopped "
-                                  "unexpectedly (killed or crashed); see log.txt.")
-            elif state == "queued":
-                queued.append((status.get("created", 0), folder))
-        for _, folder in sorted(queued, key=lambda x: x[0]):
-            if running >= settings().max_jobs:
-                break
-            _start(folder)
-            started.append(folder.name)
-            running += 1
+        return _schedule_locked()
+
+
+def _schedule_locked() -> list[str]:
+    started = []
+    root = runs_root()
+    folders = [p for p in sorted(root.iterdir()) if p.is_dir() and RUN_NAME.fullmatch(p.name)]
+    running, queued = 0, []
+    for folder in folders:
+        status = read_status(folder)
+        state = status.get("state")
+        if state == "running":
+            if _alive(status):
+                running += 1
+            else:
+                _stop_orphan(status)
+                update_status(folder, True, state="failed",
+                              error=status.get("error") or "The training process stopped "
+                              "unexpectedly (killed or crashed); see log.txt.")
+        elif state == "queued":
+            queued.append((status.get("created", 0), folder))
+    for _, folder in sorted(queued, key=lambda x: x[0]):
+        if running >= settings().max_jobs:
+            break
+        _start(folder)
+        started.append(folder.name)
+        running += 1
     return started
 
 
@@ -273,8 +390,8 @@ def cancel(name: str, token: str | None = None) -> RunInfo:
         update_status(folder, state="cancelled", error="Cancelled by the user.")
         if status.get("state") == "running" and _alive(status):
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(int(status["pid"]), signal.SIGTERM)
-    schedule()
+                os.killpg(int(status["pid"]), signal.SIGTERM)  # supervisor and worker
+        _schedule_locked()
     return get_run(name)
 
 
@@ -326,7 +443,10 @@ def run_worker(folder: Path, on_step=None) -> dict:
         raise UserError(f"Run {folder.name} is already {status['state']}.")
     main = is_main_process()
     set_status = update_status if main else (lambda *_a, **_k: {})
-    set_status(folder, state="running", pid=os.getpid(), started=time.time())
+    me = {"worker_pid": os.getpid(), "worker_started": _created(os.getpid())}
+    if not status.get("pid"):  # trained in the foreground (`finetune --out`): no supervisor
+        me.update(pid=os.getpid(), pid_started=me["worker_started"], started=time.time())
+    set_status(folder, state="running", **me)
     try:
         cfg = TrainConfig.from_json(config)
         data = config.get("data", "shipped")
@@ -400,3 +520,51 @@ def compare_rows() -> list[dict]:
                      "samples_per_s": round(float(s.get("train_samples_per_s") or 0), 1),
                      "device": s.get("device")})
     return rows
+
+
+def _exit_on_signal(signum, _frame):
+    raise SystemExit(128 + signum)
+
+
+def supervise(folder: Path) -> int:
+    """The job's first process (`python -m lmdemo.training.jobs <folder>`, started by
+    `schedule`): run the worker, stop it at the wall-clock limit, record how it ended when it
+    could not, then start the next queued run. Returns the worker's exit status."""
+    folder = Path(folder).resolve()
+    limit = settings().job_timeout_s
+    command = list(settings().job_command or (sys.executable, "-m", "lmdemo", "finetune",
+                                              "--run-dir")) + [str(folder)]
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # cancel: the finally blocks still run
+    rc = None
+    try:
+        with open(folder / "log.txt", "ab") as log:
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, cwd=str(Path.cwd()))
+        try:
+            rc = proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            update_status(folder, True, state="failed", timed_out=True, error=f"Stopped "
+                          f"after the wall-clock limit of {limit} s per job "
+                          "(LMDEMO_JOB_TIMEOUT_S).")
+            proc.terminate()
+            try:
+                rc = proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rc = proc.wait()
+        finally:
+            if rc is None and proc.poll() is None:  # this supervisor was stopped: so is the worker
+                proc.terminate()
+        exited = time.time()
+        how = (f"was killed by signal {-rc}" if rc is not None and rc < 0
+               else f"exited with status {rc}")
+        update_status(folder, True, state="failed", error=f"The training process {how} before "
+                      "finishing (killed, out of memory or crashed); see log.txt.")
+        update_status(folder, exited=exited)
+    finally:
+        schedule()  # start the next queued run: nobody has to poll
+    return rc or 0
+
+
+if __name__ == "__main__":
+    sys.exit(supervise(Path(sys.argv[1])) if len(sys.argv) == 2 else 2)

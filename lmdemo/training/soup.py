@@ -7,7 +7,9 @@ s_k·B_k·A_k (s_k = alpha_k / r_k), so the mean change (1/K)·Σ s_k·B_k·A_k 
 A' = [A_1; …; A_K] stacked by rows (rank Σ r_k) and B' = [s_1·B_1/K, …, s_K·B_K/K] side by side,
 with alpha' = r' (scale 1). Fully trained modules (`modules_to_save`: the pooler and the
 classifier head) are averaged. The result loads through peft like any adapter.
-`soup_run` makes such an average of finished runs a new run of the app (`lmdemo soup`).
+`soup_run` makes such an average of finished runs a new run of the app (`lmdemo soup`): built in
+a hidden folder beside the runs and renamed into place under the runs lock, so a name taken
+meanwhile gives a UserError and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -80,8 +82,8 @@ def soup_run(names: list[str], name: str) -> Path:
     """Average the finished LoRA runs `names` into a new finished run `name` in the app's runs
     folder, so the soup is a model everywhere (query, attention, compare). When every run was
     trained on the shipped reviews, the soup is scored on their validation split, as runs are."""
-    import os
     import shutil
+    import tempfile
     import time
 
     from lmdemo.training import jobs
@@ -104,7 +106,8 @@ def soup_run(names: list[str], name: str) -> Path:
     config.update(data=data.pop() if len(data) == 1 else "mixed", soup_of=[r.name for r in runs],
                   epochs=max(int(r.config.get("epochs") or 0) for r in runs),
                   learning_rate=first.get("learning_rate"))
-    building = jobs.runs_root() / f".soup-{name}-{os.getpid()}"  # not a run name: never scheduled
+    # built aside under a name that is not a run name (never scheduled), then renamed into place
+    building = Path(tempfile.mkdtemp(prefix=f".soup-{name}-", dir=jobs.runs_root()))
     try:
         jobs.init_folder(building, config)
         saved = json.loads((building / "config.json").read_text())
@@ -121,5 +124,4 @@ def soup_run(names: list[str], name: str) -> Path:
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)  # no half-built soup is left behind
         raise
-    os.rename(building, target)
-    return target
+    return jobs.publish_run(building, name)  # a name taken meanwhile: UserError, aside removed

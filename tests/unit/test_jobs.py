@@ -4,6 +4,7 @@ concurrent jobs, cancel works, a killed job is marked failed and the rest carry 
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,65 @@ def test_compare_rows_show_the_shipped_soup_and_finished_runs(tiny_env):
     assert run["samples_per_s"] == round(status["train_samples_per_s"], 1)
     # 36 reviews, 4 of each label held out: 28 trained on in one epoch, over the time it took
     assert status["train_samples_per_s"] == pytest.approx(28 / status["train_seconds"], rel=1e-6)
+
+
+def test_a_batch_is_capped_by_its_tokens(tiny_env, monkeypatch):
+    """Batch size × max length beyond LMDEMO_MAX_BATCH_TOKENS is refused before anything is
+    created, with the numbers and how to fix it; the operator can raise the cap."""
+    with pytest.raises(UserError, match=r"1024 × 4096 = 4,194,304 tokens.*LMDEMO_MAX_BATCH_TOK"):
+        jobs.submit("big", _config(batch_size=1024, max_length=4096), _data(tiny_env))
+    assert jobs.list_runs() == []
+    monkeypatch.setenv("LMDEMO_MAX_BATCH_TOKENS", str(1024 * 4096))
+    assert jobs.submit("big", _config(batch_size=1024, max_length=4096), _data(tiny_env),
+                       start=False).state == "queued"
+
+
+def test_cancel_needs_the_token_when_one_is_set(tiny_env, monkeypatch):
+    jobs.submit("c1", _config(), _data(tiny_env), start=False)
+    monkeypatch.setenv("LMDEMO_TRAIN_TOKEN", "s3cret")
+    for token in (None, "", "wrong"):
+        with pytest.raises(UserError, match="token"):
+            jobs.cancel("c1", token=token)
+    assert jobs.get_run("c1").state == "queued"
+    assert jobs.cancel("c1", token="s3cret").state == "cancelled"
+
+
+def test_a_failed_claim_leaves_nothing_and_a_taken_folder_is_untouched(tiny_env, monkeypatch,
+                                                                          tmp_path):
+    """Writes after the claim fail: the claimed folder goes again. A folder that exists is
+    refused with the same message whoever made it; an empty one can be claimed once."""
+    def broken(*_a, **_k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(jobs, "_write_json", broken)
+    with pytest.raises(OSError, match="disk full"):
+        jobs.create_run("half", _config(), "x")
+    assert not jobs.run_dir("half").exists()
+    monkeypatch.undo()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    jobs.init_folder(empty, _config())
+    with pytest.raises(UserError, match="already exists"):
+        jobs.init_folder(empty, _config(epochs=2))
+    assert jobs._read_json(empty / "config.json")["epochs"] == 1
+    with pytest.raises(UserError, match="Cannot create"):
+        jobs.init_folder(Path("/dev/null/x"), _config())
+
+
+def test_status_updates_never_lose_each_others_fields(tiny_env):
+    """Writers of one status.json in many threads (worker progress, supervisor, cancel): every
+    field each one wrote is there, and a final state stays."""
+    import threading
+
+    folder = jobs.create_run("st", _config())
+    threads = [threading.Thread(target=lambda i=i: [jobs.update_status(folder, **{f"k{i}_{j}": j})
+                                                     for j in range(20)]) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    status = jobs.read_status(folder)
+    assert all(f"k{i}_{j}" in status for i in range(8) for j in range(20))
+    jobs.update_status(folder, state="cancelled")
+    assert jobs.update_status(folder, state="running")["state"] == "cancelled"
+    assert jobs.update_status(folder, True, state="failed", error="x").get("error") is None

@@ -107,3 +107,64 @@ def test_a_failed_load_caches_nothing_and_is_retried(monkeypatch):
     assert models.load("tiny-gpt", device="cpu").spec.id == "tiny-gpt"
     assert tries == ["tiny-gpt", "tiny-gpt"]
     models.clear_cache()
+
+
+def _sized_loads(monkeypatch, calls):
+    """A loader whose models hold 0.4 MB each (a torch Linear), recording each load."""
+    import torch
+
+    def fake(spec, location, dev, dtype):
+        calls.append(spec.id)
+        return models.Loaded(spec=spec, model=torch.nn.Linear(320, 320), tokenizer=object(),
+                             device=dev, dtype=dtype)
+
+    monkeypatch.setattr(models, "_load_uncached", fake)
+
+
+def test_the_cache_drops_the_least_recently_used_beyond_its_budget(monkeypatch):
+    calls: list[str] = []
+    models.clear_cache()
+    _sized_loads(monkeypatch, calls)
+    monkeypatch.setenv("LMDEMO_MODEL_CACHE_MB", "1")  # two 0.4 MB models fit
+    a = models.load("tiny-gpt", device="cpu")
+    assert models.model_bytes(a.model) == (320 * 320 + 320) * 4
+    models.load("tiny-lstm", device="cpu")
+    assert models.load("tiny-gpt", device="cpu") is a  # a hit: tiny-gpt is the newest now
+    models.load("tiny-gru", device="cpu")  # over budget: tiny-lstm (least recent) goes
+    assert [e["id"] for e in models.cache_info()] == ["tiny-gpt", "tiny-gru"]
+    assert not models.is_loaded("tiny-lstm")
+    models.load("tiny-lstm", device="cpu")  # loaded again on its next use
+    assert calls == ["tiny-gpt", "tiny-lstm", "tiny-gru", "tiny-lstm"]
+    models.clear_cache()
+
+
+def test_a_model_being_loaded_is_never_evicted(monkeypatch):
+    """While a slow load runs, other loads fill the cache; the slow one is stored when it ends
+    and kept (even alone over the budget) — only the others make room."""
+    import torch
+
+    models.clear_cache()
+    release = threading.Event()
+
+    def fake(spec, location, dev, dtype):
+        if spec.id == "tiny-rnn":
+            release.wait(30)
+            model = torch.nn.Linear(600, 600)  # 1.4 MB: over the 1 MB budget by itself
+        else:
+            model = torch.nn.Linear(200, 200)
+        return models.Loaded(spec=spec, model=model, tokenizer=object(), device=dev,
+                             dtype=dtype)
+
+    monkeypatch.setattr(models, "_load_uncached", fake)
+    monkeypatch.setenv("LMDEMO_MODEL_CACHE_MB", "1")
+    got = {}
+    slow = threading.Thread(target=lambda: got.update(rnn=models.load("tiny-rnn", device="cpu")))
+    slow.start()
+    for model_id in ("tiny-gpt", "tiny-lstm", "tiny-gru"):
+        models.load(model_id, device="cpu")
+    assert not models.is_loaded("tiny-rnn")
+    release.set()
+    slow.join(30)
+    assert [e["id"] for e in models.cache_info()] == ["tiny-rnn"]
+    assert models.load("tiny-rnn", device="cpu") is got["rnn"]
+    models.clear_cache()

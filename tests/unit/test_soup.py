@@ -100,3 +100,26 @@ def test_soup_command_makes_a_finished_run_that_is_a_model(tiny_env, monkeypatch
     err = capsys.readouterr().err
     assert "already exists" in err and "not a LoRA run" in err and "No run is called" in err
     assert not any(p.name.startswith(".soup-") for p in jobs.runs_root().iterdir())
+
+
+def test_a_name_taken_while_the_soup_is_built_is_refused_and_cleaned_up(tiny_env, monkeypatch):
+    """Another creator takes the soup's name while it is being built: a clear UserError, that
+    run untouched, and no hidden `.soup-*` folder left behind."""
+    from lmdemo.training import jobs
+
+    for name in ("ing-a", "ing-b"):  # finished LoRA runs (their adapters are never read here)
+        folder = jobs.create_run(name, {"base": TINY_ID, "method": "lora", "data": "upload"})
+        jobs.update_status(folder, state="done")
+
+    def meanwhile(folders, out):
+        jobs.create_run("taken", {"base": TINY_ID, "who": "other"})
+        out.mkdir(parents=True)
+        (out / soup.WEIGHTS).write_bytes(b"")
+        return {}
+
+    monkeypatch.setattr(soup, "soup", meanwhile)
+    with pytest.raises(UserError, match="'taken' already exists"):
+        soup.soup_run(["ing-a", "ing-b"], "taken")
+    assert jobs.get_run("taken").config["who"] == "other"
+    assert not (jobs.run_dir("taken") / "model").exists()
+    assert not any(p.name.startswith(".soup-") for p in jobs.runs_root().iterdir())

@@ -1,0 +1,1 @@
+"""Reliability tests: the abuse corpus (CLI and API), races and memory bounds."""
