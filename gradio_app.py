@@ -12,6 +12,13 @@ whose concurrency and length are capped (`LMDEMO_GRADIO_CONCURRENCY`, `LMDEMO_GR
 with the other server settings by `lmdemo.core.config.gradio_settings`), so a crowd waits in line
 instead of exhausting memory. A service's `UserError` becomes a `gr.Error`
 with the same message. Building the Blocks loads no model: weights load on the first request.
+
+Cross-origin calls are refused: `SameOriginOnly` answers 403 to any request whose `Origin` header
+names another site than the `Host` it was sent to (browsers set both; a page cannot forge them),
+unless the operator lists the origin in the settings' `allowed_origins`. Gradio's own CORS layer
+answers only localhost origins for a local server and every origin for a public host name, so
+without this a cross-site page could call the endpoints (and launch jobs) in a visitor's browser.
+Clients that send no Origin (gradio_client, curl, scripts) are not affected.
 """
 
 import argparse
@@ -19,10 +26,14 @@ import contextlib
 import logging
 import math
 import os
+from urllib.parse import urlsplit
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never phone home (offline first)
 
 import gradio as gr  # noqa: E402
+from starlette.datastructures import Headers  # noqa: E402
+from starlette.middleware import Middleware  # noqa: E402
+from starlette.responses import PlainTextResponse  # noqa: E402
 
 from gradio_views import (  # noqa: E402
     attention_view,
@@ -253,11 +264,14 @@ def _sentiment_tab() -> None:
         launch.click(launch_view, [name, base, method, epochs, lr, batch, max_len, limit, token],
                      launched, api_visibility="private")
     with gr.Tab("Runs"):
-        run = gr.Textbox(label="Run name (empty: list every run)")
+        with gr.Row():
+            run = gr.Textbox(label="Run name (empty: list every run)")
+            run_token = gr.Textbox(label="Training token (shows configs and logs when the "
+                                   "server has one)", type="password")
         refresh = gr.Button("Refresh")
         status = gr.JSON(label="Status")
         curve = gr.Plot(label="Training curves")
-        refresh.click(status_view, run, [status, curve], api_visibility="private")
+        refresh.click(status_view, [run, run_token], [status, curve], api_visibility="private")
 
 
 def _endpoints(settings: GradioSettings) -> None:
@@ -296,6 +310,54 @@ def build(settings: GradioSettings | None = None) -> gr.Blocks:
     return demo
 
 
+class SameOriginOnly:
+    """ASGI middleware: a request (HTTP or websocket) whose Origin is another site than the Host
+    it was sent to gets 403 and reaches no endpoint. `allowed` lists extra origins
+    ("https://example.org"); "*" turns the check off."""
+
+    def __init__(self, app, allowed: tuple[str, ...] = ()):
+        self.app = app
+        self.allowed = {o.strip().rstrip("/").lower() for o in allowed if o.strip()}
+
+    def allows(self, headers: Headers) -> bool:
+        origin = headers.get("origin")
+        if origin is None or "*" in self.allowed:
+            return True  # not sent by a browser page on another site
+        origin = origin.strip().rstrip("/").lower()
+        if origin in self.allowed:
+            return True
+        if origin == "null":  # sandboxed frames and files: never the app's own page
+            return False
+        return urlsplit(origin).netloc == headers.get("host", "").strip().lower()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket") and not self.allows(Headers(scope=scope)):
+            log.warning("refused a cross-origin %s request to %s", scope["type"],
+                        scope.get("path"))
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            response = PlainTextResponse("Cross-origin requests are refused by this server.",
+                                         status_code=403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def app_kwargs(settings: GradioSettings) -> dict:
+    """What `launch(app_kwargs=...)` passes to the FastAPI app: the same-origin guard."""
+    allowed = tuple(getattr(settings, "allowed_origins", ()) or ())
+    return {"middleware": [Middleware(SameOriginOnly, allowed=allowed)]}
+
+
+def launch(demo: gr.Blocks, settings: GradioSettings, **kwargs):
+    """Serve `demo` as configured (host, port, the same-origin guard); kwargs go to launch."""
+    kwargs.setdefault("server_name", settings.host)
+    kwargs.setdefault("server_port", settings.port)
+    return demo.launch(ssr_mode=False, mcp_server=False, app_kwargs=app_kwargs(settings),
+                       **kwargs)
+
+
 def main(argv: list[str] | None = None) -> None:
     defaults = gradio_settings()
     parser = argparse.ArgumentParser(description="Serve the lmdemo Gradio app and its HTTP API.")
@@ -308,8 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch  # the server computes with it on every request anyway
 
     torch.set_num_threads(defaults.threads())  # this process only; training jobs keep theirs
-    build(defaults).launch(server_name=args.host, server_port=args.port, ssr_mode=False,
-                           mcp_server=False)
+    launch(build(defaults), defaults, server_name=args.host, server_port=args.port)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The Gradio app's views: each takes a tab's inputs, calls one `lmdemo.api` adapter (the same
 services as the Streamlit pages) and one plot builder, and returns what the tab's outputs show —
 figures, tables, a line of text. A service's `UserError` becomes a `gr.Error` with the same message;
-any other failure is logged and shown as a short message. gradio_app.py lays the views out.
+any other failure is logged and shown as a short message; neither carries an absolute server path
+(`lmdemo.api.public_message`). gradio_app.py lays the views out.
 """
 
 import functools
@@ -27,11 +28,12 @@ def guarded(fn):
         except gr.Error:
             raise
         except UserError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise gr.Error(api.public_message(exc), print_exception=False) from None
         except Exception as exc:  # a bug must not reach the user as a bare traceback
             log.exception("%s failed", fn.__name__)
-            raise gr.Error(f"{fn.__name__} could not be computed: {type(exc).__name__}: "
-                           f"{str(exc)[:300]}", print_exception=False) from None
+            raise gr.Error(api.public_message(f"{fn.__name__} could not be computed: "
+                                              f"{type(exc).__name__}: {str(exc)[:300]}"),
+                           print_exception=False) from None
     return wrapper
 
 
@@ -91,11 +93,10 @@ def score_view(sentences: str, model: str):
 @guarded
 def attention_view(text: str, model: str, layer: float, head: float, view: str):
     """One head / the mean over heads / the rollout as a heatmap, and every head as a grid."""
-    from lmdemo.lab import attention as svc
     from lmdemo.lab.attention_math import mean_heads, rollout
     from lmdemo.plots import attention as plots
 
-    res = svc.attention((model or api.DEFAULT_ENCODER).strip(), text)
+    res = api.attention_result(text, model)
     layer = validate.whole(layer, "layer", 0, res.n_layers - 1)
     head = validate.whole(head, "head", 0, res.n_heads - 1)
     mat, what = {
@@ -152,11 +153,12 @@ def launch_view(name: str, base: str, method: str, epochs: float, learning_rate:
 
 
 @guarded
-def status_view(name: str):
-    """A run's status (or every run) and, once it has logged steps, its training curves."""
+def status_view(name: str, token: str = ""):
+    """A run's status (or every run) and, once it has logged steps, its training curves; config,
+    log and paths only with the training token when the server has one."""
     from lmdemo.plots import sentiment as plots
 
-    res = api.finetune_status(name)
+    res = api.finetune_status(name, token)
     records = res.get("metrics", [])
     fig = plots.curves_figure(records, name) if any(r.get("event") == "step"
                                                     for r in records) else None

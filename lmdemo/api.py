@@ -4,10 +4,21 @@ Each function takes plain arguments (strings, numbers, lists — what an HTTP ca
 lmdemo service, and returns plain dicts and lists of numbers and strings, never arrays, tensors or
 figures, so the same result can go through `gradio_client`, `json.dumps` or a notebook. Arguments
 arrive unchecked from the network: numbers are coerced here with `lmdemo.core.validate` (a bad one
-is a `UserError` that says what is allowed) and the services validate the rest. No model is loaded until a function is called.
+is a `UserError` that says what is allowed) and the services validate the rest. No model is loaded
+until a function is called.
+
+Responses are bounded: /attention and /positional estimate their JSON size from the array shapes
+before serialising and refuse (a `UserError` saying to ask for one layer or head, or smaller
+sizes) beyond MAX_RESPONSE_BYTES; the other endpoints are bounded by their services' token caps.
+Run details (config, log, error text, pid, paths) go only to callers with the training token when
+the server has one (`finetune_status`), and `public_message` strips absolute server paths from the
+messages a visitor sees.
 """
 
 from __future__ import annotations
+
+import hmac
+import re
 
 from lmdemo.core import validate
 from lmdemo.core.config import settings
@@ -22,6 +33,36 @@ MAX_INSIDE_CHARS = 2_000  # longest prompt the "Inside the model" endpoints read
 #                           also caps its tokens: 128 for the lens and heads, 64 for patching)
 MAX_SEED = 2**32 - 1  # seeds of the induction sequence: 0 to this
 MAX_TOKEN_CHARS = 100  # longest text of a single token (a pinned token, a target, an answer)
+MAX_MODEL_CHARS = 200  # longest model id or run name
+ATTENTION_DIGITS = 5  # decimals of an attention weight in /attention
+POSITIONAL_DIGITS = 6  # decimals of an encoding value in /positional
+MAX_RESPONSE_BYTES = 2_000_000  # the largest JSON one /attention or /positional call returns
+MAX_SCORE_CHARS = 150_000  # characters one /score call reads in all: its JSON echoes each text,
+#                            its tokens and a log-probability per token (~13 bytes a character)
+PUBLIC_STATUS = ("progress", "epoch", "step", "total_steps", "eta_s", "best_val_accuracy",
+                 "val_accuracy", "created", "started", "finished", "updated", "queue_position")
+_ABS_PATH = re.compile(r"(?<![\w.:/~\\])/(?:[^\s'\"/:,;()<>]+/)+([^\s'\"/:,;()<>]*)")
+
+
+def public_message(message: str) -> str:
+    """A message fit for a visitor: every absolute server path becomes '…/<its last part>' (a run
+    folder reads as its run name), so no folder layout of the server is disclosed."""
+    return _ABS_PATH.sub(lambda m: f"…/{m.group(1)}" if m.group(1) else "…", str(message))
+
+
+def _json_bytes(cells: int, digits: int) -> int:
+    """About how many bytes `cells` numbers rounded to `digits` decimals take as JSON
+    ("0.12345, ": the digits, "0.", a separator and a space; sign and brackets averaged in)."""
+    return cells * (digits + 5)
+
+
+def check_size(cells: int, digits: int, advice: str) -> None:
+    """Refuse a response whose JSON would pass MAX_RESPONSE_BYTES, before it is built."""
+    size = _json_bytes(cells, digits)
+    if size > MAX_RESPONSE_BYTES:
+        raise UserError(f"That response would be about {size / 1e6:.1f} MB of JSON ({cells:,} "
+                        f"numbers); one call returns at most {MAX_RESPONSE_BYTES / 1e6:g} MB: "
+                        f"{advice}")
 
 
 # ----------------------------------------------------------------------------- argument checks
@@ -32,7 +73,17 @@ def texts_of(value, what: str = "sentence", limit: int = MAX_SENTENCES) -> list[
 
 
 def _model(value, default: str) -> str:
-    return (value or "").strip() if isinstance(value, str) and value.strip() else default
+    """A model id as given (stripped), or `default` when none is given."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return default
+    return validate.text(value, "model id", MAX_MODEL_CHARS).strip()
+
+
+def text_of(value, name: str = "text", allow_empty: bool = False) -> str:
+    """A text within the server's length limit (LMDEMO_MAX_TEXT_CHARS), valid Unicode."""
+    if value is None and allow_empty:
+        return ""
+    return validate.text(value, name, settings().max_text_chars, allow_empty=allow_empty)
 
 
 def _prompt(value, name: str = "text") -> str:
@@ -56,6 +107,7 @@ def next_token(text: str, model: str = "", show: int = 10, temperature: float = 
     its raw probability and its probability after temperature / top-k / top-p; entropies in nats."""
     from lmdemo.lab import next_token as svc
 
+    text = text_of(text, allow_empty=True)
     return svc.next_token(_model(model, default_lm()), text, top_k=top_k, temperature=temperature,
                           top_p=top_p, show=validate.whole(show, "show", 1, MAX_TOP)).to_json()
 
@@ -66,23 +118,45 @@ def score(sentences: list[str] | str, model: str = "") -> dict:
     from lmdemo.lab import next_token as svc
 
     model = _model(model, default_lm())
-    results = [svc.score(model, text).to_json() for text in texts_of(sentences)]
+    items = texts_of(sentences)
+    total = sum(len(t) for t in items)
+    if total > MAX_SCORE_CHARS:
+        raise UserError(f"The sentences hold {total:,} characters together; one call scores at "
+                        f"most {MAX_SCORE_CHARS:,}: send fewer or shorter sentences.")
+    results = [svc.score(model, text).to_json() for text in items]
     results.sort(key=lambda r: -r["total_log_prob"])
     return {"model": results[0]["model"], "sentences": results}
 
 
 # ----------------------------------------------------------------------------- attention
 
-def attention(text: str, model: str = DEFAULT_ENCODER, layer: int | None = None,
-              head: int | None = None) -> dict:
-    """Attention weights [layer][head][query][key] of one forward pass (narrowed if asked)."""
+def attention_result(text: str, model: str = DEFAULT_ENCODER):
+    """One forward pass's attention (`lmdemo.lab.attention.AttentionResult`), text and model
+    checked first."""
     from lmdemo.lab import attention as svc
 
-    result = svc.attention(_model(model, DEFAULT_ENCODER), text)
+    return svc.attention(_model(model, DEFAULT_ENCODER), text_of(text))
+
+
+def attention(text: str, model: str = DEFAULT_ENCODER, layer: int | None = None,
+              head: int | None = None) -> dict:
+    """Attention weights [layer][head][query][key] of one forward pass (narrowed if asked); a
+    response over MAX_RESPONSE_BYTES is refused with a message to ask for one layer or head."""
+    if layer not in (None, "", -1):
+        validate.whole(layer, "layer", 0)
+    if head not in (None, "", -1):
+        validate.whole(head, "head", 0)
+    result = attention_result(text, model)
     layer = None if layer in (None, "", -1) else validate.whole(layer, "layer", 0,
                                                                 result.n_layers - 1)
     head = None if head in (None, "", -1) else validate.whole(head, "head", 0, result.n_heads - 1)
-    data = result.to_json(layer=layer, head=head, digits=5)
+    n_tokens = len(result.tokens)
+    cells = ((1 if layer is not None else result.n_layers)
+             * (1 if head is not None else result.n_heads) * n_tokens * n_tokens)
+    check_size(cells, ATTENTION_DIGITS, f"{result.n_layers} layers × {result.n_heads} heads × "
+               f"{n_tokens}² tokens. Ask for one layer (layer=L), one head (head=H) or both, or "
+               "send a shorter text.")
+    data = result.to_json(layer=layer, head=head, digits=ATTENTION_DIGITS)
     return dict(data, n_layers=result.n_layers, n_heads=result.n_heads)
 
 
@@ -95,9 +169,11 @@ def positional(kind: str = "sinusoidal", length: int = 64, d_model: int = 64) ->
     kind = validate.choice(kind, "kind", pos.ENCODINGS)
     length = validate.whole(length, "length", 1, pos.LIMITS.max_length)
     d_model = validate.whole(d_model, "d_model", 2, pos.LIMITS.max_d_model)
+    check_size(length * d_model, POSITIONAL_DIGITS, f"{length} positions × {d_model} "
+               "dimensions. Ask for fewer positions or a smaller d_model.")
     pe = pos.encoding(kind, length, d_model)  # (length, d_model)
     return {"kind": kind, "length": length, "d_model": d_model,
-            "encoding": [[round(float(x), 6) for x in row] for row in pe]}
+            "encoding": [[round(float(x), POSITIONAL_DIGITS) for x in row] for row in pe]}
 
 
 # ----------------------------------------------------------------------------- sentiment
@@ -124,19 +200,41 @@ def finetune_launch(name: str, base: str = "minilm", method: str = "lora", epoch
               "data": "shipped"}
     if limit not in (None, "", 0):
         config["limit"] = validate.whole(limit, "limit", 1, 1_000_000)
-    return jobs.submit((name or "").strip(), config, token=token or None).to_json()
+    name = validate.text(name, "run name", MAX_MODEL_CHARS)
+    return jobs.submit(name.strip(), config, token=token or None).to_json()
 
 
-def finetune_status(name: str = "") -> dict:
-    """One run's status, config and metrics — or, with no name, every run, newest first."""
+def may_see_run_details(token: str | None = "") -> bool:
+    """Whether a caller sees run configs, logs, errors, pids and paths: always when the server
+    has no training token (LMDEMO_TRAIN_TOKEN), else only with that token."""
+    expected = settings().train_token
+    return not expected or hmac.compare_digest(str(token or ""), expected)
+
+
+def _public_run(run: dict) -> dict:
+    """What any visitor sees of a run: its name, state and progress numbers."""
+    status = run.get("status") or {}
+    return {"name": run["name"], "state": run["state"],
+            "status": {k: status[k] for k in PUBLIC_STATUS if k in status}}
+
+
+def finetune_status(name: str = "", token: str = "") -> dict:
+    """One run's status, config and metrics — or, with no name, every run, newest first. When
+    the server has a training token, config, log tail, error text, pid and paths are shown only
+    with that token; without it, name, state, progress and the metrics (training curves)."""
     from lmdemo.training import jobs
 
-    name = (name or "").strip()
+    full = may_see_run_details(token)
+    name = "" if name is None else validate.text(name, "run name", MAX_MODEL_CHARS,
+                                                  allow_empty=True).strip()
     if not name:
-        return {"runs": [r.to_json() for r in jobs.list_runs()]}
+        runs = [r.to_json() for r in jobs.list_runs()]
+        return {"runs": runs if full else [_public_run(r) for r in runs]}
     jobs.schedule()
-    return dict(jobs.get_run(name).to_json(), metrics=jobs.metrics(name),
-                log_tail=jobs.log_tail(name, 2000))
+    run = jobs.get_run(name).to_json()
+    if not full:
+        return dict(_public_run(run), metrics=jobs.metrics(name))
+    return dict(run, metrics=jobs.metrics(name), log_tail=jobs.log_tail(name, 2000))
 
 
 # ----------------------------------------------------------------------------- inside the model

@@ -3,7 +3,10 @@
 Every service is reachable from a shell. Commands live one per module in `lmdemo/commands/`; each
 module defines `register(subparsers)` and its handler returns plain JSON-able data, which is printed
 as JSON with `--json` or as readable text without it. A `UserError` prints its message and exits
-with status 2 — no traceback.
+with status 2 — no traceback. Every argument is checked before anything is created or loaded:
+argparse's own errors are one line with status 2 as well, text that is not valid UTF-8 (bytes
+Python keeps as lone surrogates) is refused for every argument that is not a path, and `--file`
+reads at most MAX_FILE_BYTES and MAX_FILE_LINES.
 """
 
 from __future__ import annotations
@@ -15,7 +18,20 @@ import pkgutil
 import sys
 
 from lmdemo import __version__
+from lmdemo.core import validate
 from lmdemo.core.errors import UserError
+
+MAX_FILE_BYTES = 4 * 1024 * 1024  # the most bytes `--file` reads (one text per line)
+MAX_FILE_LINES = 1_000  # the most texts one `--file` holds
+PATH_ARGS = ("file", "out", "data", "run_dir", "corpus_dir", "model")  # may name any file: not
+#                                                  checked for UTF-8 (Linux file names are bytes)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `error: lmdemo attention: argument --digits: ...`."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
 def _command_modules():
@@ -27,7 +43,7 @@ def _command_modules():
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lmdemo", description=__doc__.splitlines()[0])
+    parser = Parser(prog="lmdemo", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"lmdemo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _command_modules():
@@ -64,18 +80,56 @@ def add_text_inputs(p: argparse.ArgumentParser, what: str = "text") -> None:
     p.add_argument("--file", help=f"a UTF-8 file with one {what} per line")
 
 
-def read_texts(args) -> tuple[list[str], bool]:
-    """The texts given by --text/--file, and whether a list (not one object) should be printed."""
+def read_lines(path: str) -> list[str]:
+    """The non-blank lines of a UTF-8 file, reading at most MAX_FILE_BYTES (so /dev/zero or a
+    huge file is refused, not read without end) and accepting at most MAX_FILE_LINES."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise UserError(f"Cannot read {path}: {exc.strerror or type(exc).__name__}.") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise UserError(f"{path} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; give a "
+                        f"file of at most {MAX_FILE_LINES:,} texts, one per line.")
+    if b"\0" in data:
+        raise UserError(f"{path} holds NUL bytes: give a UTF-8 text file, one text per line.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text (byte {exc.start} is invalid); save it as "
+                        "UTF-8.") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > MAX_FILE_LINES:
+        raise UserError(f"{path} holds {len(lines):,} texts; one call takes at most "
+                        f"{MAX_FILE_LINES:,}.")
+    return lines
+
+
+def read_texts(args, what: str = "text", allow_empty: bool = False) -> tuple[list[str], bool]:
+    """The texts given by --text/--file, each checked (valid UTF-8, within the length limit), and
+    whether a list (not one object) should be printed."""
+    from lmdemo.core.config import settings
+
     texts = list(args.text or [])
     if args.file:
-        try:
-            with open(args.file, encoding="utf-8") as fh:
-                texts += [line.rstrip("\n") for line in fh if line.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"Cannot read {args.file}: {exc}") from exc
+        texts += read_lines(args.file)
     if not texts:
         raise UserError("Give a text with --text (repeatable) or --file PATH.")
+    limit = settings().max_text_chars
+    for t in texts:
+        validate.text(t, what, limit, allow_empty=allow_empty)
     return texts, bool(args.file) or len(texts) > 1
+
+
+def _check_unicode(args) -> None:
+    """Every text argument (not a path) must be valid UTF-8: `--text $'\\xff'` reaches Python as
+    a lone surrogate, which no tokenizer and no JSON printer accepts."""
+    for key, value in vars(args).items():
+        if key in PATH_ARGS or key == "func":
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                validate.unicode_text(item, f"--{key.replace('_', '-')} value")
 
 
 def _human(data, indent: int = 0) -> str:
@@ -97,11 +151,15 @@ def _human(data, indent: int = 0) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a one-line argparse error (status 2)
+        return exc.code if isinstance(exc.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     try:
+        _check_unicode(args)
         data = args.func(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -12,6 +12,10 @@ is token 0 of `tokens`.
 from __future__ import annotations
 
 from lmdemo.cli import add_json_flag
+from lmdemo.core import validate
+
+MAX_DIGITS = 10  # decimals: float64 carries no more that mean anything
+MAX_TOKENS = 4096  # the longest --max-tokens accepted
 
 
 def register(sub) -> None:
@@ -28,10 +32,26 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def check(args):
+    """Every argument checked before the model loads (layer and head against the model after)."""
+    from lmdemo.core.config import settings
+    from lmdemo.lab import attention as svc
+
+    validate.text(args.text, "text", settings().max_text_chars)
+    args.digits = validate.whole(args.digits, "--digits", 0, MAX_DIGITS)
+    args.max_tokens = validate.whole(svc.DEFAULT_MAX_TOKENS if args.max_tokens is None
+                                     else args.max_tokens, "--max-tokens", 1, MAX_TOKENS)
+    args.layer = validate.optional_whole(args.layer, "--layer", 0)
+    args.head = validate.optional_whole(args.head, "--head", 0)
+    args.step = validate.optional_whole(args.step, "--step", 0)
+    return args
+
+
 def run(args):
     from lmdemo.lab import attention as svc
 
-    max_tokens = args.max_tokens or svc.DEFAULT_MAX_TOKENS
+    check(args)
+    max_tokens = args.max_tokens
     if args.step is not None:
         return svc.step_by_step(args.model, args.text, args.layer or 0, args.head or 0,
                                 args.step, max_tokens).to_json(args.digits)

@@ -19,9 +19,34 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def finished_run_folder(model: str) -> None:
+    """A run folder given as --model must be a finished run: a failed or queued run's folder
+    holds the run's config.json, which must not be read as a model's."""
+    from pathlib import Path
+
+    from lmdemo.core.errors import UserError
+
+    folder = Path(model)
+    if not (("/" in model or model.startswith(".")) and folder.is_dir()):
+        return
+    for status_file in (folder / "status.json", folder.parent / "status.json"):
+        if status_file.is_file():
+            try:
+                import json
+
+                state = json.loads(status_file.read_text(encoding="utf-8")).get("state")
+            except (OSError, ValueError, AttributeError):
+                state = "unreadable"
+            if state != "done":
+                raise UserError(f"{model!r} is not a finished run (its state is {state}); "
+                                "give a run that is done.")
+            return
+
+
 def run(args):
     from lmdemo.training.sentiment import classify
 
-    texts, as_list = read_texts(args)
+    finished_run_folder(args.model)
+    texts, as_list = read_texts(args, "review")
     preds = [p.to_json() for p in classify(texts, args.model, allow_path=True)]
     return preds if as_list else preds[0]

@@ -5,6 +5,8 @@ labelled data file (CSV/TSV/JSONL with text and label columns), 'shipped' (its t
 from __future__ import annotations
 
 from lmdemo.cli import add_json_flag
+from lmdemo.commands.classify import finished_run_folder
+from lmdemo.core import validate
 
 
 def register(sub) -> None:
@@ -25,7 +27,9 @@ def run(args):
     from lmdemo.training.reviews import load_spec
     from lmdemo.training.sentiment import evaluate
 
-    data = load_spec(args.data, args.split, args.text_column, args.label_column, args.limit)
+    finished_run_folder(args.model)
+    limit = validate.optional_whole(args.limit, "--limit", 1)
+    data = load_spec(args.data, args.split, args.text_column, args.label_column, limit)
     result = evaluate(data, args.model, allow_path=True).to_json()
     if not args.misclassified:
         result.pop("misclassified")

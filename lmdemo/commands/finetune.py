@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from lmdemo.cli import add_json_flag
+from lmdemo.core import validate
 from lmdemo.core.config import launch_settings
 from lmdemo.core.errors import UserError
 
@@ -72,21 +73,29 @@ def config_from_args(args) -> dict:
 
         read_path(data, args.text_column, args.label_column)  # bad files fail here, early
         data = str(Path(data).resolve())
-    return dict(cfg, data=data, val_fraction=args.val_fraction, limit=args.limit)
+    val_fraction = validate.real(args.val_fraction, "--val-fraction", 0, 1, lo_open=True,
+                                 hi_open=True)
+    limit = validate.optional_whole(args.limit, "--limit", 1)
+    return dict(cfg, data=data, val_fraction=val_fraction, limit=limit)
 
 
 def run(args):
     from lmdemo.training import jobs
 
-    if args.threads:
+    threads = validate.optional_whole(args.threads, "--threads", 1, 1024)
+    if not args.run_dir:  # every value checked before anything is created or started
+        if not args.out:
+            raise UserError("Give --out DIR: a new folder for the run (or use the app's Jobs "
+                            "tab).")
+        if launch_settings().is_main:  # the other processes of a launch find it made
+            validate.new_folder(args.out, "--out")
+        config = config_from_args(args)
+    if threads:
         import torch
 
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(threads)
     if args.run_dir:
         return jobs.run_worker(Path(args.run_dir))
-    if not args.out:
-        raise UserError("Give --out DIR: a new folder for the run (or use the app's Jobs tab).")
-    config = config_from_args(args)
     data_jsonl = None
     if config["data"] not in ("shipped", "imdb"):
         from lmdemo.training.reviews import read_path

@@ -11,6 +11,7 @@ output; `--mode mean` replaces it by its mean over the text's positions.
 from __future__ import annotations
 
 from lmdemo.cli import add_json_flag, add_lm_flag, lm_of
+from lmdemo.core import validate
 from lmdemo.core.errors import UserError
 
 
@@ -35,6 +36,7 @@ def run(args):
     if not args.target and not args.ablate:
         raise UserError("Give --target TOKEN for the importance map, or --ablate L.H to switch "
                         "heads off (or both).")
+    args.show = validate.whole(args.show, "--show", 1, svc.LIMITS.max_show)
     model = lm_of(args)
     out: dict = {}
     if args.target:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lmdemo.cli import add_json_flag, add_lm_flag, add_text_inputs, lm_of, read_texts
+from lmdemo.core import validate
 
 
 def register(sub) -> None:
@@ -18,13 +19,14 @@ def register(sub) -> None:
 
 
 def run(args):
-    from lmdemo.lab.next_token import next_token
+    from lmdemo.lab.next_token import LIMITS, next_token
     from lmdemo.lab.sampling import check_params
 
     params = check_params(args.temperature, args.top_k, args.top_p)
+    show = validate.whole(args.show, "--show", 1, LIMITS.max_show)
     if args.text is None and not args.file:
         args.text = [""]  # no prompt: the distribution after the bos token
-    texts, as_list = read_texts(args)
+    texts, as_list = read_texts(args, "prompt", allow_empty=True)
     results = [next_token(lm_of(args), text, top_k=params.top_k, temperature=params.temperature,
-                          top_p=params.top_p, show=args.show).to_json() for text in texts]
+                          top_p=params.top_p, show=show).to_json() for text in texts]
     return results if as_list else results[0]

@@ -12,6 +12,7 @@ with normal and broken position ids (default model: smollm2 when fetched, else t
 from __future__ import annotations
 
 from lmdemo.cli import add_json_flag
+from lmdemo.core import validate
 
 KINDS = ("sinusoidal", "sine-only", "rotary", "learned", "rotary-model")
 EXAMPLE = "The capital of France is Paris. The capital of Italy is"
@@ -44,7 +45,8 @@ def register(sub) -> None:
     a.add_argument("--model", default=None,
                    help="a causal LM id (default: smollm2 when fetched, else tiny-gpt)")
     a.add_argument("--text", required=True, help="the context")
-    a.add_argument("--mode", default="zeros", help="zeros, shuffle or reverse")
+    a.add_argument("--mode", default="zeros", choices=("zeros", "shuffle", "reverse"),
+                   help="zeros, shuffle or reverse")
     a.add_argument("--layer", type=int, default=0)
     a.add_argument("--head", type=int, default=0)
     a.add_argument("--seed", type=int, default=0, help="seed of the shuffle")
@@ -52,11 +54,26 @@ def register(sub) -> None:
     a.set_defaults(func=run_ablation)
 
 
+MAX_SEED = 2**32 - 1  # numpy's seeds: 0 to this
+
+
+def _check_model_args(args) -> None:
+    """--text, --layer and --head checked before a model loads (their upper bounds after)."""
+    from lmdemo.core.config import settings
+
+    validate.text(args.text, "text", settings().max_text_chars)
+    args.layer = validate.whole(args.layer, "--layer", 0)
+    args.head = validate.whole(args.head, "--head", 0)
+
+
 def run(args) -> dict:
     from lmdemo.lab import positional, rotary
 
     if args.kind == "rotary-model":
         return run_rotary_model(args)
+    if args.length is not None:
+        args.length = validate.whole(args.length, "--length", 1, positional.LIMITS.max_length)
+    args.d_model = validate.whole(args.d_model, "--d-model", 2, positional.LIMITS.max_d_model)
     if args.kind == "learned":
         lt = positional.learned_table(args.model or "minilm", args.length)
         return {"kind": "learned", "model": lt.model_id, "module": lt.name,
@@ -75,6 +92,10 @@ def run(args) -> dict:
 
 def run_rotary_model(args) -> dict:
     from lmdemo.lab import rotary
+
+    _check_model_args(args)
+    if args.length is not None:
+        args.length = validate.whole(args.length, "--length", 2, rotary.LIMITS.max_grid)
 
     r = rotary.measure(args.model or rotary.REAL_MODEL, args.text, args.layer, args.head,
                        args.query, args.key, rotary.LIMITS.grid if args.length is None
@@ -95,6 +116,9 @@ def run_rotary_model(args) -> dict:
 
 def run_ablation(args) -> dict:
     from lmdemo.lab.position_ablation import ablate, default_model
+
+    _check_model_args(args)
+    args.seed = validate.whole(args.seed, "--seed", 0, MAX_SEED)
 
     r = ablate(args.model or default_model(), args.text, args.mode, args.layer, args.head,
                args.seed)

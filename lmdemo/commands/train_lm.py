@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lmdemo.cli import add_json_flag
+from lmdemo.core import validate
 
 
 def register(sub) -> None:
@@ -28,6 +29,7 @@ def register(sub) -> None:
 
 def run(args):
     import sys
+    from pathlib import Path
 
     from tqdm import tqdm
 
@@ -39,6 +41,8 @@ def run(args):
                         threads=args.threads, eval_every=args.eval_every,
                         max_minutes=args.max_minutes, corpus_dir=args.corpus_dir,
                         model_id=args.id).validated()  # bad values exit 2 before any work
+    if not Path(cfg.out).is_dir():  # an existing folder is written over (retraining)
+        validate.new_folder(cfg.out, "--out")
     bar = tqdm(total=cfg.steps, desc=f"train {cfg.arch}", file=sys.stderr, mininterval=10)
 
     def progress(step: int, total: int, loss: float) -> None:

@@ -10,7 +10,9 @@ allowed ("top_k must be a whole number from 0 to 100 (got 2.5)."), which the pag
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from lmdemo.core.errors import UserError
 
@@ -86,11 +88,33 @@ def choice(value, name: str, options: Iterable[str]) -> str:
                     f"(got {value!r}).")
 
 
+def unicode_text(value: str, name: str = "text") -> str:
+    """`value` if it is valid Unicode: a command-line argument with bytes that are not UTF-8
+    (Python keeps them as lone surrogates) or a JSON string with a lone surrogate escape cannot
+    be encoded, tokenized or printed, so it is refused with the position of the first one."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UserError(f"The {name} is not valid UTF-8 text: character {exc.start + 1} is an "
+                        "undecodable byte or a lone surrogate. Give the text in UTF-8.") from None
+    return value
+
+
+def optional_whole(value, name: str, lo: int, hi: int | None = None, *,
+                   hint: str = "") -> int | None:
+    """`whole(...)`, or None when the value is absent (None or an empty string)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return whole(value, name, lo, hi, hint=hint)
+
+
 def text(value, name: str = "text", max_chars: int | None = None, *,
          allow_empty: bool = False) -> str:
-    """A string of at most `max_chars` characters; blank only when `allow_empty`."""
+    """A string of at most `max_chars` characters, valid Unicode; blank only when
+    `allow_empty`."""
     if not isinstance(value, str):
         raise UserError(f"The {name} must be text, not {type(value).__name__}.")
+    unicode_text(value, name)
     if not allow_empty and not value.strip():
         raise UserError(f"The {name} is empty: type something.")
     if max_chars is not None and len(value) > max_chars:
@@ -105,6 +129,10 @@ def texts(value, what: str = "sentence", limit: int = 64,
     if isinstance(value, str):
         items = [line for line in value.splitlines() if line.strip()]
     elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):  # numbers read as their text; containers and None do not
+            if v is None or isinstance(v, (bool, dict, list, tuple, set)):
+                raise UserError(f"{what.capitalize()} {i + 1} must be text, not "
+                                f"{type(v).__name__}.")
         items = [str(v) for v in value]
     else:
         raise UserError(f"Give the {what}s as a list of strings or as text, one per line.")
@@ -115,3 +143,29 @@ def texts(value, what: str = "sentence", limit: int = 64,
     for item in items:
         text(item, what, max_chars, allow_empty=True)
     return items
+
+
+def new_folder(path, name: str = "--out") -> Path:
+    """A folder that can be created for new output: absent (or an empty folder), under a parent
+    that is a writable folder (or can become one). Checked before any work, so a bad path costs
+    nothing and leaves nothing behind. The message shows the path as the user typed it."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise UserError(f"{name} must be a folder path.")
+    folder = Path(unicode_text(str(path), name))
+    try:
+        taken = folder.exists() and (not folder.is_dir() or any(folder.iterdir()))
+    except OSError:
+        taken = True
+    if taken:
+        raise UserError(f"{name} {str(path)!r} already exists and is not an empty folder; "
+                        "give a new folder.")
+    parent = folder.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{name} {str(path)!r} cannot be created: {str(parent)!r} is not a "
+                        "folder.")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{name} {str(path)!r} cannot be created: {str(parent)!r} is not "
+                        "writable.")
+    return folder

@@ -510,3 +510,31 @@ def test_unexpected_errors_become_short_gr_errors():
     message = error_of(broken, 1)
     assert message.startswith("broken could not be computed: RuntimeError: boom")
     assert len(message) < 400
+
+
+def test_status_view_hides_run_details_without_the_token(env, monkeypatch):
+    from lmdemo.training import jobs
+
+    jobs.create_run("hidden", {"base": "minilm"})
+    monkeypatch.setenv("LMDEMO_TRAIN_TOKEN", "s3cret")
+    status, _ = gradio_views.status_view("hidden")
+    assert "config" not in status and "log_tail" not in status
+    status, _ = gradio_views.status_view("hidden", "s3cret")
+    assert status["config"]["base"] == "minilm" and "log_tail" in status
+    assert "config" not in gradio_views.status_view("", "wrong")[0]["runs"][0]
+
+
+@pytest.mark.parametrize(("headers", "allowed", "ok"), [
+    ({}, (), True),
+    ({"host": "a.example", "origin": "https://a.example"}, (), True),
+    ({"host": "a.example:7860", "origin": "http://a.example:7860"}, (), True),
+    ({"host": "a.example", "origin": "https://b.example"}, (), False),
+    ({"host": "a.example", "origin": "https://b.example"}, ("https://b.example/",), True),
+    ({"host": "a.example", "origin": "https://b.example"}, ("*",), True),
+    ({"host": "a.example", "origin": "null"}, (), False),
+])
+def test_same_origin_guard(headers, allowed, ok):
+    from starlette.datastructures import Headers
+
+    guard = gradio_app.SameOriginOnly(None, allowed)
+    assert guard.allows(Headers(headers)) is ok

@@ -32,9 +32,9 @@ def server(tmp_path_factory, tiny_mirror):
     import gradio_app
 
     port = free_port()
-    demo = gradio_app.build(gradio_app.GradioSettings("127.0.0.1", port, 2, 16))
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                quiet=True, ssr_mode=False, mcp_server=False)
+    settings = gradio_app.GradioSettings("127.0.0.1", port, 2, 16)
+    demo = gradio_app.build(settings)
+    gradio_app.launch(demo, settings, prevent_thread_lock=True, quiet=True)  # as main() does
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -134,3 +134,45 @@ def test_inside_bad_input_comes_back_as_the_message(client, args, api_name, word
 
     with pytest.raises(AppError, match=words):
         client.predict(*args, api_name=api_name)
+
+
+@pytest.mark.parametrize(("host", "origin", "status"), [
+    (None, None, 200),  # gradio_client, curl: no Origin
+    (None, "same", 200),  # the app's own page
+    (None, "https://evil.example", 403),
+    (None, "null", 403),  # a sandboxed frame or a local file
+    ("myspace.hf.space", "https://myspace.hf.space", 200),  # a public host, its own page
+    ("myspace.hf.space", "https://evil.example", 403),  # ... and another site
+    ("myspace.hf.space", "https://myspace.hf.space.evil.example", 403),
+])
+def test_cross_origin_calls_are_refused(server, host, origin, status):
+    """A POST to /gradio_api/call/<name> from another site's page is refused (403) before any
+    endpoint runs, whatever the host name the server answers to."""
+    import httpx
+
+    headers = {}
+    if host:
+        headers["Host"] = host
+    if origin:
+        headers["Origin"] = server if origin == "same" else origin
+    r = httpx.post(f"{server}/gradio_api/call/positional", json={"data": ["sinusoidal", 4, 4]},
+                   headers=headers, timeout=30)
+    assert r.status_code == status, r.text
+    if status == 403:
+        assert "Cross-origin requests are refused" in r.text
+    else:
+        assert "event_id" in r.json()
+
+
+def test_a_preflight_from_another_site_leads_nowhere(server):
+    """Gradio itself answers a public host's preflight for any origin; the request that follows
+    is still refused."""
+    import httpx
+
+    headers = {"Host": "myspace.hf.space", "Origin": "https://evil.example"}
+    pre = httpx.options(f"{server}/gradio_api/call/finetune_launch",
+                        headers=dict(headers, **{"Access-Control-Request-Method": "POST"}))
+    assert pre.status_code in (200, 400, 403)
+    r = httpx.post(f"{server}/gradio_api/call/finetune_launch", json={"data": ["x"]},
+                   headers=headers)
+    assert r.status_code == 403

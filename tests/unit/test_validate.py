@@ -103,3 +103,41 @@ def test_the_api_uses_it():
         f"length must be a whole number from 1 to {LIMITS.max_length} (got 2.5)."
     assert message(api.positional, "cosine-only", 4, 6).startswith("kind must be one of")
     assert message(api.texts_of, "") == "Give at least one sentence (one per line)."
+
+
+def test_text_refuses_lone_surrogates_with_the_position():
+    assert validate.unicode_text("café", "text") == "café"
+    assert message(validate.text, "ab\udcff", "prompt") == (
+        "The prompt is not valid UTF-8 text: character 3 is an undecodable byte or a lone "
+        "surrogate. Give the text in UTF-8.")
+    assert "review is not valid UTF-8" in message(validate.texts, ["ok", "\ud800"], "review")
+
+
+def test_texts_refuse_containers_but_read_numbers():
+    assert validate.texts(["a", 2.5], "line") == ["a", "2.5"]
+    assert message(validate.texts, ["a", {"b": 1}], "review") == "Review 2 must be text, not dict."
+    assert message(validate.texts, [None], "sentence") == "Sentence 1 must be text, not NoneType."
+
+
+def test_optional_whole():
+    assert validate.optional_whole(None, "--limit", 1) is None
+    assert validate.optional_whole(" ", "--limit", 1) is None
+    assert validate.optional_whole("5", "--limit", 1) == 5
+    assert message(validate.optional_whole, -1, "--limit", 1) == \
+        "--limit must be a whole number of at least 1 (got -1)."
+
+
+def test_new_folder(tmp_path):
+    assert validate.new_folder(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert not (tmp_path / "a").exists()  # checked, not created
+    (tmp_path / "empty").mkdir()
+    assert validate.new_folder(tmp_path / "empty") == tmp_path / "empty"
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    assert "already exists and is not an empty folder" in message(validate.new_folder,
+                                                                  tmp_path / "full")
+    (tmp_path / "file").write_text("x")
+    assert "is not a folder" in message(validate.new_folder, tmp_path / "file" / "run")
+    assert message(validate.new_folder, "/dev/null/x") == (
+        "--out '/dev/null/x' cannot be created: '/dev/null' is not a folder.")
+    assert message(validate.new_folder, "") == "--out must be a folder path."
