@@ -346,7 +346,7 @@ class SameOriginOnly:
 
 def app_kwargs(settings: GradioSettings) -> dict:
     """What `launch(app_kwargs=...)` passes to the FastAPI app: the same-origin guard."""
-    allowed = tuple(getattr(settings, "allowed_origins", ()) or ())
+    allowed = settings.allowed_origins
     return {"middleware": [Middleware(SameOriginOnly, allowed=allowed)]}
 
 

@@ -144,6 +144,6 @@ with ui.guard(tx("guard_attention")):  # the panels above need the text's attent
     renorm = st.sidebar.toggle(tx("renorm"), key="renorm", disabled=not hide,
                                help=tx("renorm_help"), **ui.URL)
     st.sidebar.caption(tx("summary_causal" if res.causal else "summary", **res.numbers))
-    ui.lazy_tabs({tx(f"tab_{panel.__name__.removesuffix('_tab')}"): panel for panel in (
+    ui.lazy_tabs({ui.english(TEXT, f"tab_{panel.__name__.removesuffix('_tab')}"): panel for panel in (
         heatmap_tab, grid_tab, lines_tab, step_tab, multihead_tab, compare_tab)})
     ui.share_hint()

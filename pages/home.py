@@ -5,8 +5,8 @@ import streamlit as st
 from pages import ui
 from pages.catalog import PAGES
 
-ui.page("lmdemo — see how language models work", "intro", "home")
-st.subheader("The tour")
+ui.page(ui.prose("home", "title"), "intro", "home")
+st.subheader(ui.common("tour"))
 for info in PAGES[1:]:
     ui.page_link(info)
 st.markdown(ui.prose("home", "ideas"))

@@ -16,12 +16,12 @@ from pages import ui
 T = "inside"  # this page's text file
 TOP_HEADS_LINKED = 5  # induction heads listed with a link to the Attention page
 
-ui.page("Inside the model", "intro", T)
+ui.page(ui.prose(T, "title"), "intro", T)
 default_model = ui.default_lm()
 if not ui.models_ready(CAUSAL_KINDS, default_model):
     st.stop()
 model_id = ui.model_picker(LM_KINDS, default=default_model)
-with ui.guard("The model"):
+with ui.guard():
     ui.warm_up(model_id)
 
 
@@ -82,7 +82,7 @@ def heads_tab() -> None:
     for col, key, value in ((cols[0], "before", res.target_logprob_before),
                             (cols[1], "after", res.target_logprob_after)):
         col.metric(ui.prose(T, f"metric-{key}"), f"{math.exp(value):.1%}")
-    cols[2].metric(ui.prose(T, "metric-kl"), f"{res.kl:.2f} nats")
+    cols[2].metric(ui.prose(T, "metric-kl"), ui.prose(T, "value-nats", kl=f"{res.kl:.2f}"))
     ui.chart(plots.ablation_bars(res, ui.prose(T, "ablation-title", n=len(res.heads))),
              "head-ablation", res.rows(), key="ablation")
 
@@ -126,7 +126,7 @@ def induction_tab() -> None:
     st.markdown(ui.prose(T, "top-heads"))
     for h in res.top_heads[:TOP_HEADS_LINKED]:
         url = "attention?" + urlencode({"model": model_id, "text": res.text, "layer": h["layer"],
-                                        "head": h["head"], "tab": "Heatmap"})
+                                        "head": h["head"], "tab": "Heatmap", **ui.lang_query()})
         st.markdown("- " + ui.prose(T, "head-link", layer=h["layer"], head=h["head"],
                                     score=f"{h['score']:.2f}", url=url))
 

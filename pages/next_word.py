@@ -3,6 +3,7 @@ generation step by step, surprisal and perplexity, the tokenizer's pieces, model
 sentences ranked by probability. The session keeps the model id, the text and the steps only."""
 
 import math
+from functools import partial
 
 import streamlit as st
 
@@ -12,19 +13,20 @@ from lmdemo.plots import next_word as plots
 from pages import ui
 
 T = "next_word"  # this page's text file
+tx = partial(ui.prose, T)  # tx(key, **values): a section of the page's text
 KINDS = next_token.LM_KINDS
 COMPARE_DEFAULT = ["smollm2", "tiny-gpt", "tiny-lstm", "tiny-gru", "tiny-rnn"]
 BUTTONS = [("greedy", ("greedy",), ":material/trending_up:"),  # text key, action, icon
            ("sample", ("sample",), ":material/casino:"), ("sample-10", ("sample", 0, 10), None),
            ("undo", ("undo",), ":material/undo:"), ("reset", ("reset",), ":material/restart_alt:")]
 
-ui.page("Next word", "intro", T)
+ui.page(tx("title"), "intro", T)
 default_model = ui.default_lm()
 if not ui.models_ready(KINDS, default_model):
     st.stop()
 model_id = ui.model_picker(KINDS, default=default_model)
 sampling, shown, seed = ui.sampling_controls(T)
-text = ui.text_input("text", ui.lines(T, "examples"), label=ui.prose(T, "label-prompt"), height=80)
+text = ui.text_input("text", ui.lines(T, "examples"), label=tx("label-prompt"), height=80)
 
 
 def act(*action) -> None:
@@ -42,52 +44,54 @@ def next_token_tab(gen: generation.Generation) -> None:
     ui.say(T, "distribution")
     dist = gen.distribution(sampling, top=shown)
     c1, c2, c3 = st.columns(3)
-    c1.metric(ui.prose(T, "metric-entropy-raw"), f"{dist.entropy_raw:.2f} bits", help=ui.prose(
-        T, "help-entropy-raw", vocab=dist.vocab_size, max_bits=f"{math.log2(dist.vocab_size):.1f}"))
-    c2.metric(ui.prose(T, "metric-entropy-shaped"), f"{dist.entropy_shaped:.2f} bits",
+    c1.metric(tx("metric-entropy-raw"), tx("value-bits", bits=f"{dist.entropy_raw:.2f}"),
+              help=tx("help-entropy-raw", vocab=dist.vocab_size,
+                      max_bits=f"{math.log2(dist.vocab_size):.1f}"))
+    c2.metric(tx("metric-entropy-shaped"), tx("value-bits", bits=f"{dist.entropy_shaped:.2f}"),
               delta=f"{dist.entropy_shaped - dist.entropy_raw:+.2f}", delta_color="off")
-    c3.metric(ui.prose(T, "metric-kept"), f"{dist.kept:,} of {dist.vocab_size:,}")
+    c3.metric(tx("metric-kept"), tx("value-kept", kept=f"{dist.kept:,}",
+                                    vocab=f"{dist.vocab_size:,}"))
     t, k = sampling.temperature, sampling.top_k
     ui.formula(T, "formula-reshape", temperature=f"{t:g}", top_p=f"{sampling.top_p:g}",
-               greedy=ui.prose(T, "formula-greedy") if t == 0 else "", top_k=k or r"\infty")
+               greedy=tx("formula-greedy") if t == 0 else "", top_k=k or r"\infty")
     key = f"dist_{len(gen.ids)}"
-    title = ui.prose(T, "chart-title", model=model_id,
-                     tail=gen.text()[-40:] or ui.prose(T, "start-of-text"))
+    title = tx("chart-title", model=model_id,
+                     tail=gen.text()[-40:] or tx("start-of-text"))
     ui.chart(plots.distribution_bars(dist.tokens, dist.raw, dist.shaped, title),
              "next-token-distribution", dist.rows(), key=key,
              on_select=lambda: clicked_bar(key, dist.ids), selection_mode="points")
-    st.subheader(ui.prose(T, "heading-steps"))
+    st.subheader(tx("heading-steps"))
     ui.say(T, "steps")
     cols = st.columns(6)
     for i, (tok_id, tok, p) in enumerate(zip(dist.ids[:12], dist.tokens, dist.raw, strict=False)):
         cols[i % 6].button(f"{plots.show_token(tok)}  ·  {p:.1%}", key=f"tok_{i}", on_click=act,
                            args=("force", tok_id), use_container_width=True,
-                           help=ui.prose(T, "help-token", id=tok_id))
+                           help=tx("help-token", id=tok_id))
     for col, (key, args, icon) in zip(st.columns(6), BUTTONS, strict=False):
-        col.button(ui.prose(T, f"button-{key}"), on_click=act, args=args, key=key.replace("-", ""),
+        col.button(tx(f"button-{key}"), on_click=act, args=args, key=key.replace("-", ""),
                    icon=icon, disabled=key in ("undo", "reset") and not gen.steps,
-                   help=ui.prose(T, "help-sample") if key == "sample" else None)
+                   help=tx("help-sample") if key == "sample" else None)
     ui.show_generation_error()
     rows = plots.step_rows(gen.steps)
     st.html(plots.generated_html(gen.prompt_text(), rows))
     if rows:
         ui.csv_download(rows, "generated-tokens", key="csv_steps")
     else:
-        st.caption(ui.prose(T, "nothing-appended"))
+        st.caption(tx("nothing-appended"))
 
 
 def surprisal_tab() -> None:
     ui.say(T, "surprisal")
     if not text.strip():
-        return st.info(ui.prose(T, "surprisal-empty"))
+        return st.info(tx("surprisal-empty"))
     res = ui.cached(next_token.score, model_id, text)
     ui.note(res.message)
     view = plots.surprisal(res.tokens, res.token_ids, res.log_probs)
     c1, c2 = st.columns(2)
-    c1.metric(ui.prose(T, "metric-perplexity"), f"{res.perplexity:.2f}",
-              help=ui.prose(T, "help-perplexity"))
-    c2.metric(ui.prose(T, "metric-mean-surprisal"),
-              ui.prose(T, "value-mean-surprisal", bits=f"{view.mean_bits:.2f}"))
+    c1.metric(tx("metric-perplexity"), f"{res.perplexity:.2f}",
+              help=tx("help-perplexity"))
+    c2.metric(tx("metric-mean-surprisal"),
+              tx("value-mean-surprisal", bits=f"{view.mean_bits:.2f}"))
     st.html(view.html)
     ui.formula(T, "formula-surprisal", ppl=f"{res.perplexity:.2f}")
     ui.csv_download(view.rows, "surprisal", key="csv_surprisal")
@@ -95,21 +99,18 @@ def surprisal_tab() -> None:
 
 def tokens_tab(gen: generation.Generation) -> None:
     ui.say(T, "tokens")
-    tokens, ids = gen.tokens(), gen.ids
-    st.html(plots.tokens_html(tokens, ids))
-    st.caption(ui.prose(T, "tokens-count", n=len(ids), vocab=f"{len(gen.loaded.tokenizer):,}"))
-    ui.csv_download({"position": list(range(len(ids))), "token": tokens, "id": ids}, "tokens",
-                    key="csv_tokens")
+    ui.tokens_view(gen.loaded.tokenizer, gen.ids, tx("tokens-count", n=len(gen.ids),
+                                                     vocab=f"{len(gen.loaded.tokenizer):,}"))
 
 
 def compare_tab(gen: generation.Generation) -> None:
     ui.say(T, "compare")
     context = text + gen.text(generated_only=True)
-    st.caption(ui.prose(T, "compare-after", context=context[-60:]) if context
-               else ui.prose(T, "compare-after-start"))
+    st.caption(tx("compare-after", context=context[-60:]) if context
+               else tx("compare-after-start"))
     options = [s.id for s in specs_of_kind(*KINDS)]
     default = [m for m in COMPARE_DEFAULT if m in options] or options[:2]
-    picked = st.multiselect(ui.prose(T, "label-models"), options, default=default, key="compare",
+    picked = st.multiselect(tx("label-models"), options, default=default, key="compare",
                             **ui.URL)
     res = next_token.side_by_side(picked, context, sampling.top_k, sampling.temperature,
                                   sampling.top_p, shown)
@@ -123,27 +124,26 @@ def compare_tab(gen: generation.Generation) -> None:
 def scoring_tab() -> None:
     ui.say(T, "scoring")
     presets = ui.groups(T, "presets")
-    preset = st.selectbox(ui.prose(T, "label-preset"), list(presets), key="preset", **ui.URL)
+    preset = st.selectbox(tx("label-preset"), list(presets), key="preset", **ui.URL)
     if st.session_state.get("_preset_filled") != preset:
         st.session_state["_preset_filled"] = preset
         st.session_state["sentences"] = "\n".join(presets.get(preset, []))
-    raw = st.text_area(ui.prose(T, "label-sentences"), key="sentences", height=150)
+    raw = st.text_area(tx("label-sentences"), key="sentences", height=150)
     sentences = tuple(s.strip() for s in raw.splitlines() if s.strip())
     if len(sentences) < 2:
-        return st.info(ui.prose(T, "scoring-too-few"))
+        return st.info(tx("scoring-too-few"))
     ranked = ui.cached(next_token.rank, model_id, sentences[:next_token.MAX_SENTENCES])
-    ui.chart(plots.ranked_bars(ranked, ui.prose(T, "scoring-title", model=model_id)),
+    ui.chart(plots.ranked_bars(ranked, tx("scoring-title", model=model_id)),
              "sentence-scores", ranked.rows(), key="scores_fig")
-    st.success(ui.prose(T, "scoring-best", sentence=ranked.scores[0].text),
-               icon=":material/emoji_events:")
+    st.success(tx("scoring-best", sentence=ranked.scores[0].text), icon=":material/emoji_events:")
     ui.formula(T, "formula-scoring")
 
 
-gen = ui.computed("The model", ui.generation, model_id, text, sampling, seed,
-                  spinner=ui.prose(T, "reading", model=model_id))
+gen = ui.computed(None, ui.generation, model_id, text, sampling, seed,
+                  spinner=tx("reading", model=model_id))
 ui.note(gen.message)
 if not text.strip():
-    st.info(ui.prose(T, "empty-prompt"), icon=":material/info:")
+    st.info(tx("empty-prompt"), icon=":material/info:")
 ui.lazy_tabs({"Next token": lambda: next_token_tab(gen), "Surprisal": surprisal_tab,
               "Tokens": lambda: tokens_tab(gen), "Side by side": lambda: compare_tab(gen),
               "Sentence scoring": scoring_tab})

@@ -145,6 +145,6 @@ def ablation_tab():
     show(plots.ablation_charts(r), kl_label=say("kl-value", kl=f"{r.kl:.3g}"))
 
 
-ui.lazy_tabs(dict(zip(say("tabs").splitlines(), [sinusoidal_tab, similarity_tab, offset_tab,
+ui.lazy_tabs(dict(zip(ui.english(TEXT, "tabs").splitlines(), [sinusoidal_tab, similarity_tab, offset_tab,
                  sine_only_tab, learned_tab, rotary_tab, ablation_tab], strict=True)))
 ui.share_hint()

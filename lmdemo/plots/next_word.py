@@ -168,3 +168,21 @@ def tokens_html(tokens: list[str], ids: list[int]) -> str:
             f"background:{palette[i % len(palette)]};text-align:center;font-family:monospace'>"
             f"{html.escape(show_token(tok))}<br><small style='color:#666'>{j}</small></span>")
     return f"<div style='line-height:1.4'>{''.join(chips)}</div>"
+
+
+def pieces_html(pieces) -> str:
+    """A tokenizer's pieces as chips (`pieces`: lmdemo.lab.tokenization.Piece): the characters a
+    run of byte tokens encodes over the ids of those tokens, so a Chinese character reads as
+    itself, not as `�`; unknown tokens in red, special tokens in grey."""
+    palette = ("#e3f2fd", "#fff3e0", "#e8f5e9", "#fce4ec", "#ede7f6")
+    chips = []
+    for i, p in enumerate(pieces):
+        bg = "#ffcdd2" if p.unknown else "#eeeeee" if p.special else palette[i % len(palette)]
+        border = "2px solid #c62828" if p.unknown else "1px solid transparent"
+        ids = " ".join(str(j) for j in p.ids)
+        chips.append(
+            f"<span style='display:inline-block;margin:2px;padding:2px 5px;border-radius:4px;"
+            f"background:{bg};border:{border};text-align:center;font-family:monospace'"
+            f" title='{html.escape(' '.join(p.tokens), quote=True)}'>"
+            f"{html.escape(show_token(p.text))}<br><small style='color:#666'>{ids}</small></span>")
+    return f"<div style='line-height:1.4'>{''.join(chips)}</div>"

@@ -35,6 +35,7 @@ UPLOAD_TYPES = FORMATS  # file types a review upload may have
 RUN_NAME_CHARS = 64  # longest run name (lmdemo.core.registry.RUN_NAME)
 JOBS_REFRESH_S = 2.0  # how often a page redraws the jobs while one is queued or running
 SOUP_MIN_RUNS = 2  # a soup averages at least this many runs
+UNKNOWN_LIMIT = 0.2  # above this share of [UNK] tokens a review is not read well enough to judge
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,13 @@ class Explanation:
     prediction: Prediction
     method: str
     completeness_gap: float = 0.0  # |sum(IG) - (f(x) - f(baseline))|, small when steps suffice
+    unknown_share: float = 0.0  # share of the review's tokens that are [UNK] (unreadable)
+
+    @property
+    def unsure(self) -> bool:
+        """Too much of the review is unknown to the model (a language it never learned, say):
+        its label is a guess and should be shown as one."""
+        return self.unknown_share > UNKNOWN_LIMIT
 
     def columns(self) -> dict:
         """token, attribution and cls_attention: the CSV export."""
@@ -68,6 +76,7 @@ class Explanation:
         return {"tokens": self.tokens, "attribution": [float(x) for x in self.attribution],
                 "cls_attention": [float(x) for x in self.cls_attention],
                 "method": self.method, "completeness_gap": self.completeness_gap,
+                "unknown_share": self.unknown_share,
                 **self.prediction.to_json()}
 
 
@@ -231,7 +240,15 @@ def explain(text: str, model: str = DEFAULT_MODEL, method: str = "integrated-gra
             gap = float(abs(attr.sum() - (ends[-1] - ends[0])))
     attr_np = attr.cpu().numpy().astype(np.float64)
     return Explanation(tokens, attr_np, cls_att.astype(np.float64),
-                       _prediction(float(probs[1])), method, gap)
+                       _prediction(float(probs[1])), method, gap,
+                       unknown_share(tok, ids[0].tolist()))
+
+
+def unknown_share(tokenizer, ids: list[int]) -> float:
+    """The share of a review's tokens the classifier's vocabulary does not know ([UNK])."""
+    from lmdemo.lab.tokenization import split_ids
+
+    return split_ids(tokenizer, ids).unknown_share
 
 
 @dataclass(frozen=True)
@@ -311,7 +328,7 @@ def token_required() -> bool:
 class TrainForm:
     """What the fine-tuning form offers on this server."""
 
-    sources: list[str]  # "shipped", "upload" and, when it can be loaded, "imdb"
+    sources: list[str]  # "shipped", "upload" and, when they can be loaded, "rotten-tomatoes", "imdb"
     bases: list[str]  # embedded encoders to fine-tune
     hub: bool  # another encoder can be named by its hub id
     cuda: bool  # bf16 mixed precision can be asked for
@@ -320,12 +337,14 @@ class TrainForm:
 
 def train_form() -> TrainForm:
     """The data sources, base encoders and options the fine-tuning form can offer now."""
+    from lmdemo.core.assets import is_fetched
     from lmdemo.core.hub import dataset_available, hub_reachable
     from lmdemo.core.registry import specs_of_kind
     from lmdemo.training.finetune import hardware
-    from lmdemo.training.reviews import IMDB_ID
+    from lmdemo.training.reviews import IMDB_ID, RT_ID
 
-    sources = ["shipped", "upload"] + (["imdb"] if dataset_available(IMDB_ID) else [])
+    sources = ["shipped", "upload"] + ([RT_ID] if is_fetched(RT_ID) else []) + (
+        ["imdb"] if dataset_available(IMDB_ID) else [])
     return TrainForm(sources, [s.id for s in specs_of_kind("encoder")], hub_reachable(),
                      hardware().cuda, token_required())
 
@@ -362,7 +381,8 @@ def new_run_name() -> str:
 
 def start_run(name: str, config: dict, data: str, data_jsonl: str | None = None,
               token: str | None = None):
-    """Queue a fine-tuning run on `data` ("shipped", "imdb" or "upload" with `data_jsonl`)."""
+    """Queue a fine-tuning run on `data` ("shipped", "rotten-tomatoes", "imdb" or "upload" with
+    `data_jsonl`)."""
     from lmdemo.training import jobs
 
     if data == "upload" and data_jsonl is None:

@@ -29,3 +29,26 @@ def test_presenter_mode_toggle_is_bound_to_the_url():
     at.run()
     assert not at.exception
     assert at.toggle(key="present").value is True
+
+
+@pytest.mark.parametrize("info", PAGES, ids=[p.url_path for p in PAGES])
+def test_page_runs_in_chinese(info):
+    """?lang=zh: the page reads pages/text/zh/, keeps the language in the URL, shows no error."""
+    at = app_test(info.file)
+    at.query_params["lang"] = "zh"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert any("\u4e00" <= c <= "\u9fff" for c in at.title[0].value), at.title[0].value
+    assert at.selectbox(key="lang_pick").value == "zh"
+
+
+def test_the_language_switch_changes_the_page_and_the_url():
+    at = app_test("pages/home.py").run()
+    assert at.title[0].value.startswith("lmdemo —")
+    at.selectbox(key="lang_pick").set_value("zh").run()
+    assert not at.exception
+    assert at.query_params.get("lang") in ("zh", ["zh"])
+    assert "看懂" in at.title[0].value
+    at.selectbox(key="lang_pick").set_value("en").run()
+    assert "lang" not in at.query_params and "see how" in at.title[0].value

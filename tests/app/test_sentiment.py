@@ -131,3 +131,15 @@ def test_soup_of_two_runs_from_the_page(tiny_run):
     assert jobs.get_run("soup-xy").state == "done"
     next(b for b in at.button if b.label == "Make the soup").click().run()  # same name again
     assert not at.exception and any("already exists" in e for e in _errors(at))
+
+
+def test_a_review_the_vocabulary_cannot_read_gets_a_warning_not_a_label(tiny_run):
+    at = app_test(PAGE, timeout=120)
+    at.query_params.update({"model": tiny_run, "review": "这部电影真好看，演员的表演非常精彩。"})
+    at.run()
+    assert not at.exception and not _errors(at)
+    assert any("[UNK]" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert next(m for m in at.metric if m.label == "Label").value == "can't tell"
+    english = page(tiny_run)  # the default English review: a label, no warning
+    assert not english.warning
+    assert next(m for m in english.metric if m.label == "Label").value in ("negative", "positive")
