@@ -515,7 +515,8 @@ def test_unexpected_errors_become_short_gr_errors():
 def test_status_view_hides_run_details_without_the_token(env, monkeypatch):
     from lmdemo.training import jobs
 
-    jobs.create_run("hidden", {"base": "minilm"})
+    folder = jobs.create_run("hidden", {"base": "minilm"})
+    jobs.update_status(folder, state="done", progress=1.0)  # finished: listing starts nothing
     monkeypatch.setenv("LMDEMO_TRAIN_TOKEN", "s3cret")
     status, _ = gradio_views.status_view("hidden")
     assert "config" not in status and "log_tail" not in status
