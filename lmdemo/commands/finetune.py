@@ -18,13 +18,15 @@ from lmdemo.cli import add_json_flag
 from lmdemo.core import validate
 from lmdemo.core.config import launch_settings
 from lmdemo.core.errors import UserError
+from lmdemo.training.reviews import NAMED
 
 
 def register(sub) -> None:
     p = sub.add_parser("finetune", help="fine-tune a sentiment classifier (full or LoRA)")
     p.add_argument("--base", default="minilm", help="encoder to fine-tune (default minilm)")
     p.add_argument("--data", default="shipped",
-                   help="'shipped', 'imdb' or a CSV/TSV/JSONL file with text and label columns")
+                   help="'shipped', 'rotten-tomatoes', 'imdb' or a CSV/TSV/JSONL file with text "
+                   "and label columns")
     p.add_argument("--text-column", help="name of the text column (default: guessed)")
     p.add_argument("--label-column", help="name of the label column (default: guessed)")
     p.add_argument("--out", help="new folder for the run (config, metrics, status, model/)")
@@ -68,7 +70,7 @@ def config_from_args(args) -> dict:
         5e-4 if args.method == "lora" else 5e-5)
     cfg = TrainConfig.from_json(cfg).to_json()  # every value checked before anything starts
     data = args.data
-    if data not in ("shipped", "imdb"):
+    if data not in NAMED:
         from lmdemo.training.reviews import read_path
 
         read_path(data, args.text_column, args.label_column)  # bad files fail here, early
@@ -97,7 +99,7 @@ def run(args):
     if args.run_dir:
         return jobs.run_worker(Path(args.run_dir))
     data_jsonl = None
-    if config["data"] not in ("shipped", "imdb"):
+    if config["data"] not in NAMED:
         from lmdemo.training.reviews import read_path
 
         data_jsonl = read_path(config["data"], args.text_column, args.label_column).to_jsonl()

@@ -233,8 +233,11 @@ def submit(name: str, config: dict, data_jsonl: str | None = None,
     run_dir(name)  # name check before anything else
     cfg = TrainConfig.from_json(config)  # hyperparameter check: nothing starts on bad values
     data = config.get("data", "shipped")
-    if data_jsonl is None and data not in ("shipped", "imdb"):
-        raise UserError("Choose the data: the shipped reviews, IMDB or an uploaded file.")
+    from lmdemo.training import reviews
+
+    if data_jsonl is None and data not in reviews.NAMED:
+        raise UserError("Choose the data: the shipped reviews, Rotten Tomatoes, IMDB or an "
+                        "uploaded file.")
     full = dict(config, **cfg.to_json(), data="upload" if data_jsonl is not None else data)
     folder = run_dir(name)
     with _lock():  # count and enqueue as one step: concurrent submits cannot pass the limit
@@ -452,8 +455,9 @@ def run_worker(folder: Path, on_step=None) -> dict:
         data = config.get("data", "shipped")
         val_fraction = float(config.get("val_fraction", 0.1))
         limit = config.get("limit")
-        if data == "shipped":
-            train_data, val_data = reviews.shipped("train"), reviews.shipped("validation")
+        fixed = reviews.fixed_splits(data)  # shipped, rotten-tomatoes: their own splits
+        if fixed is not None:
+            train_data, val_data = fixed
         else:
             if data == "upload" or (folder / "data.jsonl").exists():
                 all_data = reviews.read_path(folder / "data.jsonl")
