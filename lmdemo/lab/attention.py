@@ -30,6 +30,7 @@ from lmdemo.core.config import ASSETS, settings
 from lmdemo.core.errors import UserError
 from lmdemo.core.registry import ATTENTION_KINDS
 from lmdemo.lab.attention_math import hide_special, mean_heads, renormalize, rollout
+from lmdemo.lab.tokenization import has_multibyte, token_labels
 
 __all__ = ["AttentionResult", "AttentionView", "StepResult", "attention", "attention_of",
            "step_by_step", "step_by_step_of", "view_of", "grid_of", "precomputed",
@@ -282,6 +283,8 @@ def _encode(loaded, text: str, max_tokens: int):
                    f"{len(ids)} are shown.")
     special = np.array([bool(m) or i in special_ids for m, i in zip(mask, ids, strict=True)])
     tokens = [_display(t) for t in tok.convert_ids_to_tokens(ids)]
+    if has_multibyte(tok, ids):  # byte-level pieces of Chinese or emoji: show the characters
+        tokens = token_labels(tok, ids)
     input_ids = torch.tensor([ids], device=loaded.device)  # (1, T)
     return input_ids, tokens, special, truncated, message
 

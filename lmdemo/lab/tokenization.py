@@ -197,6 +197,29 @@ def split_ids(tokenizer, ids: Sequence[int]) -> Split:
                  sum(len(p.text) for p in text_pieces if not p.unknown) + n_unknown, n_unknown)
 
 
+def token_labels(tokenizer, ids: Sequence[int]) -> list[str]:
+    """One readable label per token, for charts with a row per token: the characters its piece
+    encodes (a character spread over k byte tokens labels each as "月(1/k)" ... "月(k/k)"), a
+    leading space as ␣ and a line break as ↵ — never a replacement character."""
+    labels: list[str] = []
+    for p in split_ids(tokenizer, ids).pieces:
+        text = p.text.replace("\n", "↵")
+        text = "␣" + text[1:] if text.startswith(" ") else text
+        k = len(p.ids)
+        labels += [text] if k == 1 else [f"{text}({i + 1}/{k})" for i in range(k)]
+    return labels
+
+
+def has_multibyte(tokenizer, ids: Sequence[int]) -> bool:
+    """Whether a byte-level tokenizer's tokens for these ids carry any non-ASCII byte (Chinese,
+    emoji...), i.e. whether its raw token strings would be unreadable."""
+    if vocabulary_kind(tokenizer) != "byte-level":
+        return False
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    return any(b >= 0x80 for chunk in token_bytes(tokenizer, [i for i in ids if i not in special])
+               for b in chunk)
+
+
 def split_text(tokenizer, text: str) -> Split:
     """How the tokenizer cuts `text` (with the special tokens the model reads around it)."""
     return split_ids(tokenizer, tokenizer(text)["input_ids"])

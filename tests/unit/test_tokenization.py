@@ -125,3 +125,20 @@ def test_rows_list_every_token_once(byte_bpe):
     assert [r["id"] for r in rows] == ids
     assert [r["characters"] for r in rows] == ["猫"] * 3 + [" ", "c", "a", "t"]  # no merges
     assert [r["piece"] for r in rows] == [0, 0, 0, 1, 2, 3, 4]
+
+
+def test_token_labels_name_the_characters_of_byte_tokens():
+    from lmdemo.core.models import load
+    from lmdemo.lab.attention import attention
+    from lmdemo.lab.tokenization import has_multibyte, token_labels
+
+    tok = load("tiny-gpt").tokenizer
+    ids = tok("月 cat", add_special_tokens=False)["input_ids"]
+    labels = token_labels(tok, ids)
+    assert len(labels) == len(ids) and labels[-1] == "␣cat"
+    n = sum(label.startswith("月") for label in labels)  # 月 is 3 UTF-8 bytes
+    assert labels[:n] == [f"月({i + 1}/{n})" for i in range(n)]
+    assert "".join(tok.decode([i]) for i in ids[n:]) == " cat"
+    assert has_multibyte(tok, ids) and not has_multibyte(tok, ids[n:])
+    assert all("\ufffd" not in t for t in attention("tiny-gpt", "天上的月").tokens)
+    assert attention("tiny-gpt", "The cat sat.").tokens == ["The", "␣cat", "␣sat", "."]
