@@ -5,7 +5,7 @@ attention, positional encoding, inside the model (logit lens, head ablation, act
 induction heads) and sentiment (query, fine-tuning launch and status). Every handler calls the
 same lmdemo service and plot builder as the Streamlit page; nothing is reimplemented.
 Named endpoints (`/next_token`, `/score`, `/attention`, `/classify`, `/positional`, `/lens`,
-`/heads`, `/patch`, `/induction`, `/finetune_launch`, `/finetune_status`) return plain JSON
+`/heads`, `/patch`, `/induction`, `/finetune_launch`, `/finetune_status`, `/finetune_cancel`) return plain JSON
 through `lmdemo.api`, callable with
 `gradio_client.Client(url).predict(..., api_name="/next_token")`. Model work runs on one queue
 whose concurrency and length are capped (`LMDEMO_GRADIO_CONCURRENCY`, `LMDEMO_GRADIO_QUEUE`, read
@@ -284,6 +284,7 @@ def _endpoints(settings: GradioSettings) -> None:
         gr.api(guarded(fn), api_name=name, concurrency_id=MODELS, concurrency_limit=limit)
     gr.api(guarded(api.finetune_launch), api_name="finetune_launch", concurrency_limit=1)
     gr.api(guarded(api.finetune_status), api_name="finetune_status", concurrency_limit=4)
+    gr.api(guarded(api.finetune_cancel), api_name="finetune_cancel", concurrency_limit=1)
 
 
 def build(settings: GradioSettings | None = None) -> gr.Blocks:

@@ -237,6 +237,17 @@ def finetune_status(name: str = "", token: str = "") -> dict:
     return dict(run, metrics=jobs.metrics(name), log_tail=jobs.log_tail(name, 2000))
 
 
+def finetune_cancel(name: str, token: str = "") -> dict:
+    """Stop a queued or running run (with the training token when the server sets one); the run
+    as any visitor may see it afterwards."""
+    from lmdemo.training import jobs
+
+    name = validate.text(name, "run name", MAX_MODEL_CHARS, allow_empty=True).strip()
+    if not name:
+        raise UserError("Give the name of the run to cancel.")
+    return _public_run(jobs.cancel(name, token=token or None).to_json())
+
+
 # ----------------------------------------------------------------------------- inside the model
 # Each `*_result` checks the arguments and returns the service's dataclass (the Gradio tab draws
 # it); the endpoint of the same name returns its to_json(). Every response is bounded by the

@@ -122,6 +122,9 @@ def _load_classifier(spec: ModelSpec, location: str, dtype):
     if (folder / "adapter_config.json").exists():
         from peft import PeftModel
 
+        if not (folder / "adapter_model.safetensors").is_file():  # never a pickled .bin
+            raise UserError(f"{spec.id!r} has no adapter_model.safetensors: adapters load from "
+                            "safetensors only.")
         base_loc = _classifier_base_location(spec.base or "minilm")
         model = _classifier_from(base_loc, dtype)
         model = PeftModel.from_pretrained(model, location).merge_and_unload()

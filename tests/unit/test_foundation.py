@@ -191,3 +191,21 @@ def test_runs_with_unsafe_names_are_never_listed(monkeypatch, tmp_path):
     assert [s.id for s in registry.run_specs()] == ["run:good-run"]
     (run / "status.json").write_text('{"state": "running"}')
     assert registry.run_specs() == []
+
+
+def test_a_lora_adapter_loads_from_safetensors_only(tmp_path):
+    """An adapter folder holding only a pickled adapter_model.bin is refused before any load."""
+    import json
+
+    from lmdemo.core.errors import UserError
+    from lmdemo.core.models import _load_classifier
+    from lmdemo.core.registry import ModelSpec
+
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
+    (folder / "adapter_model.bin").write_bytes(b"not loaded")
+    spec = ModelSpec("run:x", "classifier", "run", "x", "hf-classifier", str(folder),
+                     base="minilm")
+    with pytest.raises(UserError, match="safetensors only"):
+        _load_classifier(spec, str(folder), None)

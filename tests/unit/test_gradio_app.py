@@ -44,7 +44,7 @@ def test_build_loads_no_model_and_names_the_endpoints(env):
     assert not models._CACHE, "building the app must not load weights"
     names = {fn.api_name for fn in demo.fns.values()}
     for name in ("next_token", "score", "attention", "classify", "positional", "lens", "heads",
-                 "patch", "induction", "finetune_launch", "finetune_status"):
+                 "patch", "induction", "finetune_launch", "finetune_status", "finetune_cancel"):
         assert name in names
     public = demo.get_api_info()["named_endpoints"]
     assert {"/next_token", "/score", "/attention", "/classify", "/lens", "/heads", "/patch",
@@ -539,3 +539,19 @@ def test_same_origin_guard(headers, allowed, ok):
 
     guard = gradio_app.SameOriginOnly(None, allowed)
     assert guard.allows(Headers(headers)) is ok
+
+
+def test_cancel_a_queued_run_needs_the_token(env, monkeypatch):
+    from lmdemo.training import jobs
+
+    folder = jobs.create_run("waiting", {"base": "minilm"})  # queued, never scheduled here
+    monkeypatch.setenv("LMDEMO_TRAIN_TOKEN", "s3cret")
+    with pytest.raises(UserError, match="token"):
+        api.finetune_cancel("waiting", "wrong")
+    assert jobs.read_status(folder)["state"] == "queued"  # a wrong token changes nothing
+    out = api.finetune_cancel("waiting", "s3cret")
+    assert out == {"name": "waiting", "state": "cancelled", "status": out["status"]}
+    assert jobs.read_status(folder)["state"] == "cancelled"
+    assert "only queued or running" in error_of(gradio_views.guarded(api.finetune_cancel),
+                                                "waiting", "s3cret")
+    assert "Give the name" in error_of(gradio_views.guarded(api.finetune_cancel), "  ", "")
