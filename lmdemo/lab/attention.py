@@ -29,6 +29,7 @@ import numpy as np
 from lmdemo.core.config import ASSETS, settings
 from lmdemo.core.errors import UserError
 from lmdemo.core.registry import ATTENTION_KINDS
+from lmdemo.core.validate import unicode_text
 from lmdemo.lab.attention_math import hide_special, mean_heads, renormalize, rollout
 from lmdemo.lab.tokenization import has_multibyte, token_labels
 
@@ -258,6 +259,7 @@ def _encode(loaded, text: str, max_tokens: int):
     if len(text) > limit_chars:
         raise UserError(f"The text has {len(text):,} characters; the limit is {limit_chars:,}. "
                         "Shorten it.")
+    unicode_text(text)
     tok = loaded.tokenizer
     limit = max(2, min(int(max_tokens), loaded.max_positions))
     special_ids = set(getattr(tok, "all_special_ids", []) or [])

@@ -26,6 +26,7 @@ import numpy as np
 
 from lmdemo.core.errors import UserError
 from lmdemo.core.registry import LM_KINDS
+from lmdemo.core.validate import unicode_text
 from lmdemo.lab.sampling import SamplingParams, check_params, entropy, softmax, transform
 
 
@@ -162,7 +163,7 @@ def check_text(text) -> str:
     limit = settings().max_text_chars
     if len(text) > limit:
         raise UserError(f"The text has {len(text):,} characters; the limit is {limit:,}.")
-    return text
+    return unicode_text(text)
 
 
 def start_id(loaded) -> int | None:

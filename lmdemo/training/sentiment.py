@@ -24,6 +24,7 @@ import numpy as np
 
 from lmdemo.core.config import settings
 from lmdemo.core.errors import UserError
+from lmdemo.core.validate import unicode_text
 from lmdemo.training.metrics import Metrics, binary_metrics
 from lmdemo.training.reviews import FORMATS, Reviews
 
@@ -142,7 +143,7 @@ def _check_texts(texts: list[str]) -> list[str]:
             raise UserError(f"Review {i + 1} is empty: type a review to classify.")
         if len(text) > limit:
             raise UserError(f"Review {i + 1} has {len(text)} characters; the limit is {limit}.")
-        out.append(text)
+        out.append(unicode_text(text, f"review {i + 1}"))
     if not out:
         raise UserError("Give at least one review to classify.")
     return out

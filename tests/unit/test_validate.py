@@ -141,3 +141,16 @@ def test_new_folder(tmp_path):
     assert message(validate.new_folder, "/dev/null/x") == (
         "--out '/dev/null/x' cannot be created: '/dev/null' is not a folder.")
     assert message(validate.new_folder, "") == "--out must be a folder path."
+
+
+@pytest.mark.parametrize("service", ["next_token", "attention", "classify"])
+def test_services_refuse_lone_surrogates_themselves(service):
+    from lmdemo.lab.attention import attention
+    from lmdemo.lab.next_token import next_token
+    from lmdemo.training.sentiment import classify
+
+    call = {"next_token": lambda t: next_token("tiny-gpt", t),
+            "attention": lambda t: attention("tiny-gpt", t),
+            "classify": lambda t: classify([t])}[service]
+    with pytest.raises(UserError, match="not valid UTF-8"):
+        call("good \udcff bad")
