@@ -118,6 +118,8 @@ class HubSettings:
     timeout_s: float  # LMDEMO_HUB_TIMEOUT: seconds to wait for the hub before giving up (5)
     mirror: Path | None  # LMDEMO_HUB_MIRROR: an operator's local folder <org>/<name> to read from
     offline: bool  # HF_HUB_OFFLINE: huggingface_hub's own switch; "1" means no network
+    on_space: bool = False  # SPACE_ID (set by Hugging Face Spaces): the app may be public, so the
+    #                         hub is off unless LMDEMO_HUB=1 or LMDEMO_HUB_ALLOW opts in
 
 
 def hub_settings() -> HubSettings:
@@ -127,10 +129,12 @@ def hub_settings() -> HubSettings:
     except ValueError:
         timeout = 5.0
     mirror = _env("HUB_MIRROR")
-    return HubSettings(enabled=_on(_env("HUB"), True), allow=_env_list("HUB_ALLOW"),
+    allow = _env_list("HUB_ALLOW")
+    on_space = bool(_raw("SPACE_ID"))  # on a Space any visitor could load any hub model
+    return HubSettings(enabled=_on(_env("HUB"), not on_space or bool(allow)), allow=allow,
                        timeout_s=timeout if timeout > 0 else 5.0,
                        mirror=Path(mirror).expanduser() if mirror else None,
-                       offline=_on(_raw("HF_HUB_OFFLINE"), False))
+                       offline=_on(_raw("HF_HUB_OFFLINE"), False), on_space=on_space)
 
 
 @dataclass(frozen=True)

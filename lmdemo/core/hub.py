@@ -31,6 +31,9 @@ def mirror_dir() -> Path | None:
 def hub_disabled_reason() -> str | None:
     """Why hub models cannot be used at all, or None."""
     hub = hub_settings()
+    if not hub.enabled and hub.on_space and not hub.allow:
+        return ("The Hugging Face Hub is off on this Space: its operator can allow-list models "
+                "(LMDEMO_HUB_ALLOW) or turn it on (LMDEMO_HUB=1).")
     if not hub.enabled:
         return "The Hugging Face Hub is turned off on this server (LMDEMO_HUB=0)."
     if hub.offline and hub.mirror is None:

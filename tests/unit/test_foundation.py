@@ -209,3 +209,20 @@ def test_a_lora_adapter_loads_from_safetensors_only(tmp_path):
                      base="minilm")
     with pytest.raises(UserError, match="safetensors only"):
         _load_classifier(spec, str(folder), None)
+
+
+def test_on_a_space_the_hub_is_off_unless_the_operator_opts_in(monkeypatch):
+    from lmdemo.core.config import hub_settings
+    from lmdemo.core.hub import hub_disabled_reason
+
+    for name in ("LMDEMO_HUB", "LMDEMO_HUB_ALLOW", "HF_HUB_OFFLINE", "LMDEMO_HUB_MIRROR"):
+        monkeypatch.delenv(name, raising=False)
+    assert hub_settings().enabled and not hub_settings().on_space  # not a Space: on
+    monkeypatch.setenv("SPACE_ID", "someone/lmdemo")
+    assert not hub_settings().enabled
+    assert "off on this Space" in hub_disabled_reason()
+    monkeypatch.setenv("LMDEMO_HUB_ALLOW", "gpt2")
+    assert hub_settings().enabled and hub_settings().allow == ("gpt2",)
+    monkeypatch.delenv("LMDEMO_HUB_ALLOW")
+    monkeypatch.setenv("LMDEMO_HUB", "1")
+    assert hub_settings().enabled
