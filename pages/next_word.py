@@ -63,7 +63,7 @@ def next_token_tab(gen: generation.Generation) -> None:
     st.subheader(tx("heading-steps"))
     ui.say(T, "steps")
     cols = st.columns(6)
-    for i, (tok_id, tok, p) in enumerate(zip(dist.ids[:12], dist.tokens, dist.raw, strict=False)):
+    for i, (tok_id, tok, p) in enumerate(zip(dist.ids[:12], dist.tokens, dist.shaped, strict=False)):
         cols[i % 6].button(f"{plots.show_token(tok)}  ·  {p:.1%}", key=f"tok_{i}", on_click=act,
                            args=("force", tok_id), use_container_width=True,
                            help=tx("help-token", id=tok_id))

@@ -45,9 +45,10 @@ def query_tab() -> None:
     st.subheader(t("heading-batch"))
     upload = st.file_uploader(t("label-batch-file"), svc.UPLOAD_TYPES, key="batch_file")
     if upload:  # the last panel: the tab's own guard shows its errors
-        rows = svc.classify_upload(upload.getvalue(), upload.name, model_id)
-        st.dataframe(rows, hide_index=True)
-        ui.csv_download(rows, "predictions", key="batch_csv")
+        res = svc.classify_upload(upload.getvalue(), upload.name, model_id)
+        st.caption(t("batch-read", column=res.text_column, n=len(res.rows), blank=res.blank_rows))
+        st.dataframe(res.rows, hide_index=True)
+        ui.csv_download(res.rows, "predictions", key="batch_csv")
 
 
 def finetune_tab() -> None:
@@ -57,7 +58,6 @@ def finetune_tab() -> None:
                     format_func=lambda s: t(f"data-{s}"), **ui.URL)
     parsed = ui.table_upload(T, "ft_file", svc.UPLOAD_TYPES, svc.upload_columns,
                              svc.training_upload) if data == "upload" else None
-    data_jsonl = parsed.to_jsonl() if parsed else None
     other = t("option-other-base")
     base = st.selectbox(t("label-base"), form.bases + [other] * form.hub, key="ft_base", **ui.URL)
     if base == other:
@@ -70,22 +70,22 @@ def finetune_tab() -> None:
                                     for (name, step), key in zip(finetune.FORM_STEPS.items(),
                                                                  NUMBER_KEYS, strict=True)})
     cfg.update(base=base, method=method)
-    cfg["mixed_precision"] = cols[-1].checkbox(t("label-bf16"), defaults.mixed_precision,
-                                               key="ft_bf16", disabled=not form.cuda, **ui.URL)
+    bf16 = defaults.mixed_precision and form.cuda  # no GPU: the disabled box is not ticked
+    cfg["mixed_precision"] = cols[-1].checkbox(t("label-bf16"), bf16, key="ft_bf16",
+                                               disabled=not form.cuda, **ui.URL)
     st.session_state.setdefault("ft_name", svc.new_run_name())
     name = st.text_input(t("label-run-name"), key="ft_name", max_chars=svc.RUN_NAME_CHARS,
                          help=t("help-run-name"))
     token = token_box("ft_token")
     if st.button(t("button-start"), type="primary", icon=":material/play_arrow:"):
-        run = svc.start_run(name, cfg, data, data_jsonl, token)
+        run = svc.start_run(name, cfg, data, parsed.to_jsonl() if parsed else None, token)
         st.session_state["job_run"] = run.name  # the Jobs tab opens on the new run
         st.success(t("started", name=run.name, state=run.state))
 
 
 def jobs_panel() -> None:
     with ui.guard(t("guard-jobs")):  # a fragment reruns alone, outside the tab's guard
-        view = svc.jobs_view(st.session_state.get("job_run"))
-        if not view.names:
+        if not (view := svc.jobs_view(st.session_state.get("job_run"))).names:
             return st.info(t("no-runs"))
         st.dataframe(view.rows, hide_index=True)
         st.selectbox(t("label-run"), view.names, key="job_run")

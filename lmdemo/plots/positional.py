@@ -22,6 +22,7 @@ from lmdemo.lab.positional import thin
 
 _MARGIN = {"l": 60, "r": 20, "t": 50, "b": 50}
 _SIMILARITY = {"zmid": None, "colorscale": "Viridis"}  # heatmaps of non-negative-centred scores
+NOISE = 1e-9  # |values| below this are rounding noise and are plotted as 0
 
 
 @dataclass
@@ -42,16 +43,21 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, height: int = 420) -> go
 
 def heatmap(matrix: np.ndarray, title: str, x: str = "dimension", y: str = "position",
             zmid: float | None = 0.0, colorscale: str = "RdBu_r", height: int = 460,
-            robust: bool = False) -> go.Figure:
-    """A matrix as a heatmap, row 0 at the top; `robust` clips the colours at the 99th
-    percentile of |value| so a few outliers do not wash out the rest."""
+            robust: bool = False, xs: Sequence[int] | None = None,
+            ys: Sequence[int] | None = None) -> go.Figure:
+    """A matrix as a heatmap, row 0 at the top; `xs` / `ys` are the real column / row indices
+    (a thinned matrix keeps its true positions on the axes); `robust` spans the colours from the
+    1st to the 99th percentile of the values of rows 1 and after, so row 0 (position 0 of a
+    learned table, often far larger) and a few outliers are clipped instead of washing out the
+    rest."""
     z = np.asarray(matrix)
     clip = {}
     if robust and z.size:
-        top = float(np.percentile(np.abs(z), 99)) or 1.0
-        clip = {"zmin": -top, "zmax": top}
+        lo, hi = (float(v) for v in np.percentile(z[1:] if len(z) > 1 else z, [1, 99]))
+        clip = {"zmin": lo, "zmax": hi if hi > lo else lo + 1.0}
+    axes = {k: np.asarray(v) for k, v in (("x", xs), ("y", ys)) if v is not None}
     fig = go.Figure(go.Heatmap(z=z, colorscale=colorscale, zmid=None if clip else zmid,
-                               colorbar={"thickness": 14}, **clip))
+                               colorbar={"thickness": 14}, **clip, **axes))
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, title, x, y, height)
 
@@ -68,6 +74,9 @@ def waves(pe: np.ndarray, dims: Sequence[int], title: str) -> go.Figure:
 def diagonal_chart(offsets: np.ndarray, mean: np.ndarray, spread: np.ndarray,
                    title: str) -> go.Figure:
     """Mean similarity at each distance, and its spread over absolute positions."""
+    # floating-point noise (~1e-14) would otherwise fill the spread axis as if it were signal
+    mean, spread = (np.where(np.abs(a) < NOISE, 0.0, a) for a in (np.asarray(mean),
+                                                                   np.asarray(spread)))
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(go.Scatter(x=offsets, y=mean, name="mean similarity", mode="lines"))
     fig.add_trace(go.Scatter(x=offsets, y=spread, name="spread (max − min)", mode="lines",
@@ -223,7 +232,9 @@ def heatmap_chart(matrix: np.ndarray, name: str, title: str, x: str = "dimension
     """A heatmap thinned when too big for a browser, with its shown cells as the CSV."""
     matrix = np.asarray(matrix)
     shown, step = thin(matrix)
-    return Chart(heatmap(shown, title, x, y, **kw), name, pd.DataFrame(shown), step,
+    rows, cols = np.arange(matrix.shape[0])[::step], np.arange(matrix.shape[1])[::step]
+    return Chart(heatmap(shown, title, x, y, xs=cols, ys=rows, **kw), name,
+                 pd.DataFrame(shown, index=rows, columns=cols), step,
                  (int(matrix.shape[0]), int(matrix.shape[1])))
 
 

@@ -275,10 +275,20 @@ def compare_models(text: str, models: list[str]) -> BeforeAfter:
     return BeforeAfter(text, rows)
 
 
+@dataclass(frozen=True)
+class BatchPredictions:
+    """The predictions for an uploaded file, and how it was read."""
+
+    rows: list[dict]  # one per review: its row in the file, text, label, P(positive)[, true label]
+    text_column: str  # the column the reviews were read from
+    blank_rows: int  # rows skipped because that column was empty
+
+
 def classify_upload(data: bytes, filename: str, model: str = DEFAULT_MODEL,
-                    text_col: str | None = None) -> list[dict]:
+                    text_col: str | None = None) -> BatchPredictions:
     """Predictions for every row of an uploaded CSV / TSV / JSONL (read from memory): one dict
-    per review with its text, label and P(positive), plus the true label when the file has one."""
+    per review with its row number in the file (1 = the first row under the header), its text,
+    label and P(positive), plus the true label when the file has one; blank rows are counted."""
     from lmdemo.training.reviews import LABEL_COLUMNS, TEXT_COLUMNS, _frame, _label, guess_column
 
     frame = _frame(data, filename)
@@ -295,14 +305,15 @@ def classify_upload(data: bytes, filename: str, model: str = DEFAULT_MODEL,
     label_col = guess_column(names, LABEL_COLUMNS)
     rows = []
     for i, pred in zip(keep, preds, strict=True):
-        row = {"text": texts[i], "label": pred.label, "p_positive": round(pred.probs["positive"], 4)}
+        row = {"row": i + 1, "text": texts[i], "label": pred.label,
+               "p_positive": round(pred.probs["positive"], 4)}
         if label_col:
             try:
                 row["true_label"] = LABEL_NAMES[_label(frame[label_col].iloc[i], i, label_col)]
             except UserError:
                 row["true_label"] = ""
         rows.append(row)
-    return rows
+    return BatchPredictions(rows, str(text_col), len(texts) - len(keep))
 
 
 def evaluate_split(split: str, model: str = DEFAULT_MODEL) -> Evaluation:

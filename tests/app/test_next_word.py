@@ -139,6 +139,16 @@ def test_temperature_zero_is_greedy(zoo):
     assert kept.value.startswith("1 of")
 
 
+def test_token_buttons_show_the_reshaped_probability(zoo):
+    """At T=0 every token but the greedy one has probability 0: the buttons say so, not the raw
+    probabilities the model gave before reshaping."""
+    at = run({"temp": "0"})
+    assert not at.exception and not at.error
+    labels = [b.label for b in at.button if (b.key or "").startswith("tok_")]
+    assert labels and labels[0].endswith("100.0%"), labels
+    assert all(label.endswith(" 0.0%") for label in labels[1:]), labels
+
+
 @pytest.mark.parametrize("tab", ["Surprisal", "Tokens", "Side by side", "Sentence scoring"])
 def test_every_tab_runs(zoo, tab):
     at = run({"tab": tab})

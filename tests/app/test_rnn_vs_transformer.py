@@ -68,3 +68,15 @@ def test_the_page_loads_no_model_and_holds_no_prose():
               for a in n.names]
     assert not any(m.startswith(("torch", "lmdemo.core")) for m in names), names
     assert "tokenizer" not in source and len(source.splitlines()) <= 150
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_speedup_metric_labels_fit_a_narrow_column(lang):
+    """Five metrics share a row: a label longer than a dozen characters is cut off ("loop ÷
+    attent…"); the ratio's meaning lives in the help text instead."""
+    from pages import ui
+
+    sections = ui._sections(lang, "rnn_vs_transformer")
+    label = sections["metric-speedup"].replace("{{n}}", "1024")
+    assert len(label) <= 12, label
+    assert "÷" in sections["help-speedup"]

@@ -66,6 +66,17 @@ def test_empty_review_is_an_error_not_an_exception(app):
     assert any("empty" in e for e in _errors(app))
 
 
+def test_bf16_box_is_unticked_without_a_gpu(tiny_run, monkeypatch):
+    import dataclasses
+
+    from lmdemo.training import sentiment as svc
+
+    real = svc.train_form
+    monkeypatch.setattr(svc, "train_form", lambda: dataclasses.replace(real(), cuda=False))
+    box = page(tiny_run, "Fine-tune").checkbox(key="ft_bf16")
+    assert box.disabled and box.value is False
+
+
 def test_bad_learning_rate_starts_nothing(tune):
     app = tune
     app.number_input(key="ft_lr").set_value(0.0).run()

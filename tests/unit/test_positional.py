@@ -315,6 +315,38 @@ def test_page_charts_are_named_and_thinned():
         "rope-pair-0", "rope-deviation", "rope-scores"]
 
 
+def test_thinned_heatmaps_keep_the_real_positions_on_their_axes():
+    from lmdemo.plots import positional as plots
+
+    n, d = pos.LIMITS.max_length, pos.LIMITS.max_d_model
+    (heat,) = plots.sinusoidal_charts(pos.sinusoidal_view(n, d))
+    trace = heat.fig.data[0]
+    assert heat.step > 1
+    assert list(trace.y) == list(range(0, n, heat.step))  # an axis that ends near n, not n/step
+    assert list(trace.x) == list(range(0, d, heat.step))
+    assert list(heat.data.index) == list(trace.y) and list(heat.data.columns) == list(trace.x)
+
+
+def test_similarity_by_distance_plots_rounding_noise_as_zero():
+    from lmdemo.plots import positional as plots
+
+    v = pos.similarity_view("sinusoidal", "dot", 64, 16)
+    assert 0 < v.stats.max_spread < 1e-9  # the raw spread is floating-point noise
+    spread = plots.similarity_charts(v)[1].fig.data[1]
+    assert not any(spread.y)
+
+
+def test_learned_table_colours_are_not_squashed_by_position_0():
+    from lmdemo.plots import positional as plots
+
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(64, 16))
+    table[0] = 50.0  # one row far larger than the rest, as GPT-2's position 0
+    trace = plots.heatmap_chart(table, "t", "t", robust=True).fig.data[0]
+    assert trace.zmax == pytest.approx(np.percentile(table[1:], 99)) and trace.zmax < 5
+    assert trace.zmin == pytest.approx(np.percentile(table[1:], 1))
+
+
 def test_ablation_default_model_follows_the_rotary_model():
     from lmdemo.lab import position_ablation as abl
 

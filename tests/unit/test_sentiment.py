@@ -123,3 +123,15 @@ def test_what_the_page_asks(tiny_run):
     assert list(ev.scores()) == ["accuracy", "precision", "recall", "f1", "reviews"]
     assert sum(ev.confusion_columns()["pred_negative"] + ev.confusion_columns()["pred_positive"]) \
         == ev.metrics.n
+
+
+def test_batch_upload_says_which_column_and_keeps_row_numbers(tiny_run):
+    """A `review` column is picked (and named), blank rows are counted, not silently dropped, and
+    each prediction keeps its row in the file (1 = the first row under the header)."""
+    data = b"id,review,label\n1,A wonderful film.,1\n2,,0\n3,   ,1\n4,Dreadful.,0\n"
+    res = sentiment.classify_upload(data, "reviews.csv", tiny_run)
+    assert res.text_column == "review"
+    assert res.blank_rows == 2
+    assert [r["row"] for r in res.rows] == [1, 4]
+    assert [r["text"] for r in res.rows] == ["A wonderful film.", "Dreadful."]
+    assert [r["true_label"] for r in res.rows] == ["positive", "negative"]
