@@ -26,11 +26,12 @@ URL = {"bind": "query-params"}  # widgets with this keep their value in the page
 PRESENTER_CSS = """
 <style>
 html, body, [data-testid="stAppViewContainer"] { font-size: 1.35rem; }
-[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"] { display: none; }
 .block-container { max-width: 100% !important; padding-top: 1rem; }
 h1 { font-size: 3rem !important; }
 </style>
 """
+PRESENTER_FIG = {"scale": 1.35, "min_height": 520, "tick": 20, "axis_title": 22, "title": 26,
+                 "legend": 18, "colour": "#222"}  # how charts grow in presenter mode
 
 
 def page(title: str, intro_key: str | None = None, text_file: str | None = None) -> None:
@@ -38,13 +39,50 @@ def page(title: str, intro_key: str | None = None, text_file: str | None = None)
     pages/text/<lang>/<file>.md)."""
     _leave_pages_folder_mode()
     language_switch()
-    presenter = st.sidebar.toggle(common("presenter"), key="present", help=common(
-        "presenter-help"), **URL)
-    if presenter:
+    if presenter_switch():
         st.html(PRESENTER_CSS)
+        st.button(common("leave-presenter"), key="leave_present", type="primary",
+                  icon=":material/close_fullscreen:", on_click=_set_presenter, args=(False,))
     st.title(title)
     if text_file and intro_key:
         st.markdown(prose(text_file, intro_key))
+
+
+def presenter() -> bool:
+    """Whether presenter mode is on: ?present= in the URL, else what this session chose (a page
+    switch through the navigation drops the URL's query)."""
+    asked = st.query_params.get("present")
+    if asked is not None:
+        return str(asked).lower() in ("true", "1", "yes")
+    return bool(st.session_state.get("_present", False))
+
+
+def _set_presenter(on: bool) -> None:
+    st.session_state["_present"] = on
+    _presenter_to_url(on)
+
+
+def _presenter_to_url(on: bool) -> None:
+    if on:
+        st.query_params["present"] = "true"
+    elif "present" in st.query_params:
+        del st.query_params["present"]
+
+
+def _toggled_presenter() -> None:
+    _set_presenter(bool(st.session_state["present"]))
+
+
+def presenter_switch() -> bool:
+    """The presenter-mode toggle in the sidebar; like the language, the choice is kept in the
+    session and in the URL (?present=true), and re-applied to every page this session opens."""
+    current = presenter()
+    st.session_state["_present"] = current
+    _presenter_to_url(current)
+    st.session_state["present"] = current
+    st.sidebar.toggle(common("presenter"), key="present", help=common("presenter-help"),
+                      on_change=_toggled_presenter)
+    return current
 
 
 def _leave_pages_folder_mode() -> None:
@@ -96,8 +134,12 @@ def language_switch() -> None:
 
 
 def lang_query() -> dict[str, str]:
-    """The query a link to another page carries to keep the language ({} for English)."""
-    return {} if lang() == DEFAULT_LANG else {"lang": lang()}
+    """The query a link to another page carries to keep the language and presenter mode ({} for
+    English outside presenter mode)."""
+    query = {} if lang() == DEFAULT_LANG else {"lang": lang()}
+    if presenter():
+        query["present"] = "true"
+    return query
 
 
 @functools.lru_cache(maxsize=64)
@@ -449,11 +491,36 @@ def chart(fig, name: str, data=None, key: str | None = None, container=None, **k
     plus a CSV download of `data` (a pandas DataFrame, a list of dicts, or a dict of columns)."""
     config = {"displaylogo": False, "toImageButtonOptions": {
         "format": "png", "filename": _slug(name), "scale": 2}}
+    if presenter():
+        fig = presenter_figure(fig)
     with container or contextlib.nullcontext():
         result = st.plotly_chart(fig, config=config, key=key, **kwargs)
         if data is not None:
             csv_download(data, name, key=f"csv_{key or _slug(name)}")
     return result
+
+
+def presenter_figure(fig):
+    """A copy of a plotly figure sized for a room: taller, larger dark tick labels, larger axis
+    titles, chart title and legend (every subplot's axes too)."""
+    import plotly.graph_objects as go
+
+    f, size = go.Figure(fig), PRESENTER_FIG
+    height = f.layout.height or 450
+    f.update_layout(height=max(size["min_height"], round(height * size["scale"])),
+                    title_font=dict(size=size["title"], color=size["colour"]),
+                    legend_font=dict(size=size["legend"], color=size["colour"]))
+    axes = dict(tickfont=dict(size=size["tick"], color=size["colour"]),
+                title_font=dict(size=size["axis_title"], color=size["colour"]))
+    f.update_xaxes(**axes)
+    f.update_yaxes(**axes)
+    bar = dict(tickfont=dict(size=size["legend"], color=size["colour"]),
+               title_font=dict(size=size["legend"], color=size["colour"]))
+    f.update_coloraxes(colorbar=bar)
+    for trace in f.data:  # heatmaps and contours carry their own colour bar
+        if "colorbar" in trace:
+            trace.colorbar.update(bar)
+    return f
 
 
 def csv_download(data, name: str, key: str | None = None) -> None:
@@ -516,8 +583,8 @@ def page_link(info) -> None:
     try:
         st.page_link(info.file, label=label, icon=info.icon, query_params=lang_query())
     except StreamlitAPIException:
-        query = "".join(f"?{k}={v}" for k, v in lang_query().items())
-        st.markdown(f"- [{label}](/{info.url_path}{query})")
+        query = "&".join(f"{k}={v}" for k, v in lang_query().items())
+        st.markdown(f"- [{label}](/{info.url_path}{'?' + query if query else ''})")
 
 
 def page_title(info) -> str:

@@ -31,13 +31,15 @@ def test_page_renders_in_chromium(browser, server, info):
         page.close()
 
 
-def test_presenter_mode_hides_the_sidebar(browser, server):
+def test_presenter_mode_keeps_the_sidebar(browser, server):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
         page.goto(f"{server}/home?present=true")
         wait_for_app(page)
         shot(page, "home-presenter")
-        assert not page.locator('[data-testid="stSidebar"]').is_visible()
+        assert page.locator('[data-testid="stSidebarNav"]').is_visible()
+        assert page.locator('[data-testid="stButton"] button:has-text("Leave presenter mode")') \
+            .is_visible()
         size = page.evaluate("getComputedStyle(document.querySelector('h1')).fontSize")
         assert float(size.rstrip("px")) >= 40
     finally:
