@@ -452,8 +452,13 @@ def table_upload(text_file: str, key: str, types, read_columns, parse):
 
 
 def text_input(key: str, examples: Sequence[str], label: str | None = None, height: int = 90,
-               max_chars: int = 5000, container=None) -> str:
-    """A text box with example texts to pick; the text is kept in the URL."""
+               max_chars: int | None = None, container=None) -> str:
+    """A text box with example texts to pick; the text is kept in the URL. It takes as many
+    characters as the services accept (LMDEMO_MAX_TEXT_CHARS), so a long paste is never dropped
+    silently: a text the services cannot take gets their message."""
+    from lmdemo.core.config import settings
+
+    max_chars = max_chars or settings().max_text_chars
     where = container or st
     if key not in st.session_state and key not in st.query_params:
         st.session_state[key] = examples[0] if examples else ""

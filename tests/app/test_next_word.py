@@ -219,3 +219,10 @@ def test_session_state_holds_ids_not_models_or_arrays(zoo):
     bad = [k for k, v in held.items() if not small(v)]
     assert not bad, bad
     assert small((1, [2, 3])) and not small({"x": np.zeros(3)})  # the check itself can fail
+
+
+def test_the_prompt_box_takes_as_much_as_the_services_do(zoo):
+    from lmdemo.core.config import settings
+
+    at = run()
+    assert at.text_area(key="text").max_chars == settings().max_text_chars  # no silent 5,000 cut
