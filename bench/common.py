@@ -1,11 +1,14 @@
 """What the benchmarks share: the command-line options every one of them takes (the model, the
-rounds, torch threads), timing functions in interleaved rounds of alternating order, and a ratio
-reported as its median with the 10th-90th percentile spread."""
+rounds, torch threads), timing functions in interleaved rounds of alternating order, a ratio
+reported as its median with the 10th-90th percentile spread, and starting / stopping a server on a
+free port."""
 
 from __future__ import annotations
 
 import argparse
+import socket
 import statistics
+import subprocess
 import time
 
 
@@ -48,3 +51,19 @@ def ratio(num: list[float], den: list[float]) -> dict:
     q = statistics.quantiles(r, n=10, method="inclusive") if len(r) > 1 else [r[0]] * 9
     return {"median": round(statistics.median(r), 3), "p10": round(q[0], 3),
             "p90": round(q[-1], 3)}
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(server: subprocess.Popen, wait_s: float = 20) -> None:
+    """Terminate a server process, killing it if it does not exit in time."""
+    server.terminate()
+    try:
+        server.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        server.kill()

@@ -22,7 +22,6 @@ import argparse
 import itertools
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.common import free_port, stop  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -48,12 +50,6 @@ SHOW = 10  # tokens each next-token request lists
 FALLBACK_ID = "bench/tiny-random-gpt2"
 REQUEST_TIMEOUT_S = 120.0
 START_TIMEOUT_S = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pick_model(tmp: Path) -> tuple[str, str]:
@@ -183,11 +179,7 @@ def main() -> None:
             run = load(url, model, args.clients, args.requests)
             server_cpu, client_cpu = _cpu_s(server.pid) - cpu0, _cpu_s(os.getpid()) - own0
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server)
     lat = run["latencies"]
     p50 = statistics.median(lat) if lat else float("nan")
     one_p50 = statistics.median(single)

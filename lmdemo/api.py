@@ -24,10 +24,11 @@ from lmdemo.core import validate
 from lmdemo.core.config import settings
 from lmdemo.core.errors import UserError
 from lmdemo.core.registry import default_lm
+from lmdemo.lab.next_token import LIMITS as NEXT_TOKEN_LIMITS
 
 DEFAULT_ENCODER = "minilm"
 DEFAULT_CLASSIFIER = "sentiment-minilm"
-MAX_TOP = 50  # the most next tokens one call lists
+MAX_TOP = NEXT_TOKEN_LIMITS.max_show  # the most next tokens one call lists: the engine's limit
 MAX_SENTENCES = 64  # the most sentences one score / classify call accepts
 MAX_INSIDE_CHARS = 2_000  # longest prompt the "Inside the model" endpoints read (each service
 #                           also caps its tokens: 128 for the lens and heads, 64 for patching)

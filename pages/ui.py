@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
-import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -535,12 +534,6 @@ def csv_download(data, name: str, key: str | None = None) -> None:
 
     st.download_button(common("download-csv", name=name), csv_text(data).encode("utf-8"),
                        file_name=f"{_slug(name)}.csv", mime="text/csv", key=key or None,
-                       icon=":material/download:")
-
-
-def json_download(obj, name: str, key: str | None = None) -> None:
-    st.download_button(common("download-json", name=name), json.dumps(obj, indent=1).encode("utf-8"),
-                       file_name=f"{_slug(name)}.json", mime="application/json", key=key,
                        icon=":material/download:")
 
 
