@@ -38,6 +38,9 @@ def page(title: str, intro_key: str | None = None, text_file: str | None = None)
     pages/text/<lang>/<file>.md)."""
     _leave_pages_folder_mode()
     language_switch()
+    from lmdemo.plots.common import set_language
+
+    set_language(lang())
     if presenter_switch():
         st.html(PRESENTER_CSS)
         st.button(common("leave-presenter"), key="leave_present", type="primary",
