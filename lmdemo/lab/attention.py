@@ -28,6 +28,7 @@ import numpy as np
 
 from lmdemo.core.config import ASSETS, settings
 from lmdemo.core.errors import UserError
+from lmdemo.core.messages import Message
 from lmdemo.core.registry import ATTENTION_KINDS
 from lmdemo.core.validate import unicode_text
 from lmdemo.lab.attention_math import hide_special, mean_heads, renormalize, rollout
@@ -279,10 +280,8 @@ def _encode(loaded, text: str, max_tokens: int):
     truncated = len(full) > len(ids)
     message = ""
     if truncated:
-        why = ("this model reads at most" if limit == loaded.max_positions
-               else "this view shows at most")
-        message = (f"The text has {len(full)} tokens; {why} {limit}, so only the first "
-                   f"{len(ids)} are shown.")
+        key = "view-cut-model" if limit == loaded.max_positions else "view-cut-view"
+        message = Message(key, n=len(full), limit=limit, kept=len(ids))
     special = np.array([bool(m) or i in special_ids for m, i in zip(mask, ids, strict=True)])
     tokens = [_display(t) for t in tok.convert_ids_to_tokens(ids)]
     if has_multibyte(tok, ids):  # byte-level pieces of Chinese or emoji: show the characters

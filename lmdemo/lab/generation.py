@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lmdemo.core.errors import UserError
+from lmdemo.core.messages import Message
 from lmdemo.lab.next_token import (
     LIMITS,
     LM_KINDS,
@@ -110,8 +111,7 @@ class Generation:
         """(V,) logits of the next token after everything read so far (the window that fits)."""
         ids, message = window(self.loaded, self.ids)
         if message and self.steps:
-            self.message = (f"The context is full ({len(ids)} tokens): the oldest tokens are "
-                            "dropped and the rest is read again.")
+            self.message = Message("context-full", n=len(ids))
         return logits_after(self.loaded, ids)
 
     def text(self, generated_only: bool = False) -> str:

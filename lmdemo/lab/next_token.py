@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from lmdemo.core.errors import UserError
+from lmdemo.core.messages import Message
 from lmdemo.core.registry import LM_KINDS
 from lmdemo.core.validate import unicode_text
 from lmdemo.lab.sampling import SamplingParams, check_params, entropy, softmax, transform
@@ -195,8 +196,7 @@ def window(loaded, ids: list[int]) -> tuple[list[int], str]:
     limit = context_limit(loaded)
     if len(ids) <= limit:
         return ids, ""
-    return ids[-limit:], (f"The text has {len(ids)} tokens, more than the model's context of "
-                          f"{limit}: only the last {limit} are read.")
+    return ids[-limit:], Message("context-cut", n=len(ids), limit=limit)
 
 
 def encode(loaded, text: str) -> Context:
