@@ -410,8 +410,10 @@ def note(message: str, icon: str | None = None, warn: bool = False) -> None:
     """st.info (or st.warning) of a service's message (a text cut to fit, a failed run's error);
     nothing when it is empty."""
     if message:
+        from lmdemo.core.messages import in_language
+
         icon = icon or (":material/warning:" if warn else ":material/content_cut:")
-        (st.warning if warn else st.info)(message, icon=icon)
+        (st.warning if warn else st.info)(in_language(message, lang()), icon=icon)
 
 
 def live(panel: Callable[[], None], every_s: float | None) -> None:
