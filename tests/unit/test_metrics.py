@@ -30,3 +30,22 @@ def test_no_positive_predictions_gives_zero_not_nan():
 def test_length_mismatch_is_an_error():
     with pytest.raises(ValueError):
         binary_metrics([0, 1], [1])
+
+
+def test_wilson_intervals_match_scipy_and_the_bootstrap_brackets_the_estimate():
+    from scipy.stats import binomtest
+
+    from lmdemo.training.metrics import binary_metrics, intervals, wilson
+
+    for k, n in ((907, 1190), (0, 10), (10, 10), (512, 621)):
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert wilson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-6)
+    truth = [0] * 504 + [1] * 686
+    preds = [0] * 395 + [1] * 109 + [0] * 174 + [1] * 512
+    m = binary_metrics(truth, preds)
+    out = intervals(m)
+    for name in ("accuracy", "precision", "recall", "f1"):
+        assert out[name]["bootstrap_low"] < getattr(m, name) < out[name]["bootstrap_high"]
+    assert out["accuracy"]["wilson_low"] == pytest.approx(0.7372, abs=1e-4)
+    assert intervals(m) == out  # seeded
+    assert "wilson_low" not in out["f1"]
