@@ -51,12 +51,28 @@ def lens_tab() -> None:
 
 
 def add_clicked_head() -> None:
-    """A click on the importance map adds that head to the list of heads to ablate."""
+    """A click on the importance map adds that head to the heads to ablate."""
     point = ui.clicked_point("head_map")
     head = plots.clicked_head(point) if point else None
     if head is not None:
-        listed = str(st.session_state.get("heads", "")).strip(", ")
-        st.session_state["heads"] = ", ".join(x for x in (listed, f"L{head[0]}H{head[1]}") if x)
+        picked, name = list(st.session_state.get("heads") or []), ablation.head_name(*head)
+        st.session_state["heads"] = picked + [name] * (name not in picked)
+
+
+def heads_picker(imp) -> list[str]:
+    """The heads to ablate, only among the model's own: any other (in a link made for a bigger
+    model, or picked on the last model) is left out with a note. At first: the top three."""
+    n_layers, n_heads = imp.importance.shape
+    held = (st.session_state["heads"] if "heads" in st.session_state
+            else st.query_params.get_all("heads") if "heads" in st.query_params else None)
+    kept, dropped = ablation.within_model(held or [], n_layers, n_heads)
+    if dropped:
+        st.info(ui.prose(T, "heads-dropped", heads=", ".join(dropped), model=model_id,
+                         layers=n_layers - 1, last=n_heads - 1), icon=":material/straighten:")
+    st.session_state["heads"] = kept if held is not None else [
+        ablation.head_name(h["layer"], h["head"]) for h in imp.top_heads[:3]]
+    return st.multiselect(ui.prose(T, "label-heads"), ablation.head_names(n_layers, n_heads),
+                          key="heads", help=ui.prose(T, "help-heads"), **ui.URL)
 
 
 def heads_tab() -> None:
@@ -73,10 +89,7 @@ def heads_tab() -> None:
                             ui.prose(T, "colorbar-drop"), diverging=True),
              "head-importance", imp.rows(), key="head_map", on_select=add_clicked_head,
              selection_mode="points")
-    st.session_state.setdefault("heads", ", ".join(
-        f"L{h['layer']}H{h['head']}" for h in imp.top_heads[:3]))
-    heads = st.text_input(ui.prose(T, "label-heads"), key="heads", help=ui.prose(T, "help-heads"),
-                          **ui.URL)
+    heads = ", ".join(heads_picker(imp))
     res = ui.cached(ablation.head_ablation, model_id, text, heads, mode, 10, target)
     cols = st.columns(3)
     for col, key, value in ((cols[0], "before", res.target_logprob_before),

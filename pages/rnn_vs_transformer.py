@@ -1,6 +1,7 @@
 """RNN vs Transformer: tiny-rnn's hidden states on the user's text with one step recomputed by
 hand, vanishing gradients measured by autograd for RNN vs LSTM vs GRU, path length, and measured
-times of sequential recurrent steps versus one parallel attention product.
+times of sequential recurrent steps versus one parallel attention product on this server's device,
+beside the counted steps and arithmetic that no device changes. Each panel makes its own calls.
 """
 
 import numpy as np
@@ -24,18 +25,8 @@ text = ui.text_input("text", ui.lines(T, "examples"))
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def get_steps(txt: str, at: tuple) -> rnn_lab.RecurrenceSteps:
-    return rnn_lab.recurrence_steps(RNN_MODEL, txt)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
 def get_gradients(models: tuple[str, ...], txt: str, at: tuple) -> rnn_lab.GradientResult:
     return rnn_lab.gradient_norms(list(models), txt)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def get_timing(txt: str, at: tuple) -> rnn_lab.TimingResult:
-    return rnn_lab.timing(RNN_MODEL, txt)
 
 
 def rnn_installed() -> bool:
@@ -62,7 +53,7 @@ def recurrence_tab() -> None:
     if not rnn_installed():
         return
     ui.warm_up(RNN_MODEL)  # the first load shows a spinner
-    steps = get_steps(text, (ui.weights_of(RNN_MODEL),))
+    steps = ui.cached(rnn_lab.recurrence_steps, RNN_MODEL, text)
     if steps.message:
         st.info(steps.message, icon=":material/content_cut:")
     step = step_slider(steps.tokens)
@@ -129,14 +120,22 @@ def timing_tab() -> None:
     if not rnn_installed():
         return
     with st.spinner(ui.prose(T, "spinner-timing")):
-        res = get_timing(text, (ui.weights_of(RNN_MODEL),))
+        res = ui.cached(rnn_lab.timing, RNN_MODEL, text)
     ui.formula(T, "formula-timing")
-    ui.chart(plots.timing_bars(res.lengths, res.loop_s, res.kernel_s, res.attention_s),
-             "sequential-vs-parallel", res.rows(), key="timing")
+    ui.chart(plots.timing_bars(res.lengths, res.loop_s, res.kernel_s, res.attention_s,
+                               res.device_name), "sequential-vs-parallel", res.rows(), key="timing")
     for col, n, ratio in zip(st.columns(len(res.lengths)), res.lengths, res.speedups(),
                              strict=True):
         col.metric(ui.prose(T, "metric-speedup", n=n), f"{ratio:.2g}×",
                    help=ui.prose(T, "help-speedup"))
+    slower = res.attention_slower_at()  # what is true on this device, and why
+    kind = f"{'cpu' if res.device == 'cpu' else 'gpu'}-{'slower' if slower else 'faster'}"
+    ui.say(T, f"verdict-{kind}", device=res.device_name, threads=res.threads, n=res.lengths[-1],
+           lengths=", ".join(map(str, slower)),
+           work=f"{res.attention_work[-1] / res.rnn_work[-1]:.0f}")
+    ui.say(T, "counted")
+    ui.chart(plots.counted_steps(res.lengths, res.rnn_steps, res.attention_steps, res.rnn_work,
+                                 res.attention_work), "counted-steps", res.rows(), key="counted")
     ui.say(T, "timing_note", width=res.hidden_size, model=RNN_MODEL, repeats=res.repeats)
 
 

@@ -3,7 +3,8 @@ the projection that mixes the attention heads — for GPT-2 and Llama-style mode
 
 The "inside the model" tools (logit lens, head ablation, activation patching, induction heads) hook
 these modules instead of knowing each architecture themselves. `anatomy(model)` finds them or
-raises a UserError naming the architectures it knows. `thread_hooks(...)` registers hooks that act
+raises a UserError naming the architectures it knows; `layers_and_heads(model_id)` gives the number
+of layers and heads a page's layer and head inputs are bounded by. `thread_hooks(...)` registers hooks that act
 only in the calling thread: the model is shared by every page and visitor of the process, and a
 hook that captured or rewrote another visitor's forward pass would corrupt both results.
 """
@@ -54,6 +55,20 @@ def anatomy(model) -> Anatomy:
                        tuple(b.self_attn.o_proj for b in blocks), len(blocks), heads, head_dim)
     raise UserError(f"Looking inside needs a GPT-2- or Llama-style causal transformer such as "
                     f"smollm2 or tiny-gpt; {type(model).__name__} is neither.")
+
+
+def layers_and_heads(model_id: str) -> tuple[int, int]:
+    """(layers, query heads per layer) of a causal transformer, read from its config (the model is
+    loaded through lmdemo.core.models, cached); a UserError for a model without attention heads."""
+    from lmdemo.core.models import load
+
+    cfg = load(model_id).model.config
+    layers = getattr(cfg, "num_hidden_layers", None)
+    heads = getattr(cfg, "num_attention_heads", None)
+    if not layers or not heads:
+        raise UserError(f"{model_id!r} has no attention heads (it may be recurrent); pick "
+                        "tiny-gpt or smollm2.")
+    return int(layers), int(heads)
 
 
 @contextmanager

@@ -161,6 +161,35 @@ def check_heads(heads, n_layers: int, n_heads: int) -> list[tuple[int, int]]:
     return sorted(out)
 
 
+def head_name(layer: int, head: int) -> str:
+    """How a page names a head: "L3H5" (layer 3, head 5)."""
+    return f"L{int(layer)}H{int(head)}"
+
+
+def head_names(n_layers: int, n_heads: int) -> list[str]:
+    """Every head of a model of n_layers × n_heads, named as `head_name`, layer by layer."""
+    return [head_name(la, h) for la in range(n_layers) for h in range(n_heads)]
+
+
+def within_model(items, n_layers: int, n_heads: int) -> tuple[list[str], list[str]]:
+    """Heads written by a visitor or a link (strings such as "L3H5", "3.5" or "L1H2, L0H0") sorted
+    into those of this model, as `head_name`s in the order given (each once), and the items that
+    are not: unreadable, or beyond its n_layers × n_heads (a link made for a bigger model)."""
+    kept: list[str] = []
+    dropped: list[str] = []
+    for item in [items] if isinstance(items, str) else list(items or []):
+        for part in re.split(r"[,;\s]+", str(item).strip()):
+            if not part:
+                continue
+            match = _HEAD.fullmatch(part)
+            if match and int(match[1]) < n_layers and int(match[2]) < n_heads:
+                name = head_name(match[1], match[2])
+                kept += [name] if name not in kept else []
+            else:
+                dropped.append(part)
+    return kept, dropped
+
+
 def target_id(tokenizer, target) -> int:
     """The one token id of `target`, or a UserError when it is not exactly one token."""
     if not isinstance(target, str):

@@ -34,7 +34,8 @@ class Limits:
     max_length: int = 2048  # most positions computed
     base: float = 10000.0  # the wavelength base of the paper
     min_d_model: int = 2  # narrowest encoding: one sin/cos pair
-    max_cells: int = 250_000  # a heatmap with more cells is thinned before a browser draws it
+    max_rows: int = 300  # a heatmap with more rows is smoothed and thinned: more rows than the
+    max_cols: int = 720  # chart has pixels would be dropped unevenly by the browser (moiré)
 
 
 LIMITS = Limits()
@@ -304,13 +305,46 @@ def learned_table(model_id: str, length: int | None = None) -> LearnedTable:
     return LearnedTable(spec.id, name, table, total)
 
 
-def thin(matrix: np.ndarray, max_cells: int = LIMITS.max_cells) -> tuple[np.ndarray, int]:
-    """Every s-th row and column of a big matrix, so a browser can draw it: (thinned, s)."""
+SMOOTHING_PASSES = 3  # moving means in a row before thinning: each pass damps aliasing further
+
+
+def _moving_mean(a: np.ndarray, width: int, axis: int) -> np.ndarray:
+    """The mean of `width` neighbours of every value along `axis` (edges mirrored), same shape."""
+    n = a.shape[axis]
+    pad = [(0, 0)] * a.ndim
+    pad[axis] = (width // 2, width - 1 - width // 2)
+    c = np.cumsum(np.pad(a, pad, mode="symmetric"), axis=axis)  # (…, n + width − 1, …)
+    c = np.concatenate([np.zeros_like(np.take(c, [0], axis=axis)), c], axis=axis)
+    return (np.take(c, np.arange(width, width + n), axis=axis)
+            - np.take(c, np.arange(n), axis=axis)) / width
+
+
+def thin_index(n: int, step: int) -> np.ndarray:
+    """The rows (or columns) of n that `thin` keeps with this step: the middle of each step."""
+    return np.arange(step // 2, n, step) if step > 1 else np.arange(n)
+
+
+def thin(matrix: np.ndarray, max_rows: int = LIMITS.max_rows,
+         max_cols: int = LIMITS.max_cols) -> tuple[np.ndarray, tuple[int, int]]:
+    """A big matrix brought down to at most max_rows × max_cols so a browser can draw it without
+    aliasing: along each axis with step s > 1 it is smoothed (a moving mean of width s, applied
+    SMOOTHING_PASSES times: a bell about 3s wide) and one value in s is kept, at `thin_index`.
+    Keeping every s-th row of the raw matrix instead would turn a wave faster than s into a slow
+    false one (moiré); smoothed, detail finer than a pixel fades to its local mean. Returns
+    (shown, (row step, column step)); (1, 1): the matrix unchanged."""
     matrix = np.asarray(matrix)
-    step = 1
-    while (-(-matrix.shape[0] // step)) * (-(-matrix.shape[1] // step)) > max_cells:
-        step += 1
-    return matrix[::step, ::step], step
+    steps = (max(1, -(-matrix.shape[0] // max(1, max_rows))),
+             max(1, -(-matrix.shape[1] // max(1, max_cols))))
+    if steps == (1, 1):
+        return matrix, steps
+    shown = matrix.astype(np.float64)
+    for axis, step in enumerate(steps):
+        if step > 1:
+            smooth = shown
+            for _ in range(SMOOTHING_PASSES):
+                smooth = _moving_mean(smooth, step, axis)
+            shown = np.take(smooth, thin_index(shown.shape[axis], step), axis=axis)
+    return shown, steps
 
 
 # ------------------------------------------------------------------ one result per page panel

@@ -6,8 +6,10 @@ the model's real W, U and b — reporting how far that is from the model's own h
 hand-run recurrence). `gradient_norms(model_ids, text)` measures with autograd how strongly the loss
 of the last token depends on the hidden state at each earlier step, ‖∂loss_T/∂h_t‖, for RNN, LSTM
 and GRU, with the path length (steps between t and T) that the gradient has to travel; attention's
-path is always one step. `timing(model_id, text)` times the same input both ways: T dependent
-recurrent steps against one parallel attention product softmax(QKᵀ/√d)·V. `path_length(text)`
+path is always one step. `timing(model_id, text)` times the same input both ways, on the device
+the model runs on: T dependent recurrent steps against one parallel attention product
+softmax(QKᵀ/√d)·V; with the times it counts what does not depend on the device — the dependent
+steps (T against 1 per layer) and the multiply-adds (attention does more). `path_length(text)`
 counts the steps between the first and the last token. `recurrence_steps(model_id, text)` keeps
 every step's parts at once, so a page can move through the steps without recomputing; small
 helpers (`installed`, `recurrent_models`) answer what a page asks before it computes.
@@ -16,7 +18,6 @@ Results are plain dataclasses and numpy arrays.
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 
@@ -131,9 +132,21 @@ class GradientResult:
         return out
 
 
+def rnn_multiply_adds(n: int, width: int, inputs: int) -> int:
+    """Multiply-adds of one recurrent layer over n tokens: W·x_t (inputs wide) and U·h_{t−1}."""
+    return n * width * (inputs + width)
+
+
+def attention_multiply_adds(n: int, width: int, inputs: int) -> int:
+    """Multiply-adds of one attention over n tokens: the Q, K, V projections, then QKᵀ and the
+    weights times V — n² pairs, each `width` wide (the causal mask's zeros are computed too)."""
+    return 3 * n * inputs * width + 2 * n * n * width
+
+
 @dataclass
 class TimingResult:
-    """Seconds for T dependent recurrent steps versus one parallel attention product."""
+    """Seconds for T dependent recurrent steps versus one parallel attention product, measured on
+    one device; and what is counted, whatever the device: dependent steps and multiply-adds."""
 
     model_id: str
     lengths: list[int]  # sequence lengths timed (the first is the user's text)
@@ -142,17 +155,48 @@ class TimingResult:
     attention_s: list[float]  # softmax(QKᵀ/√d)·V with a causal mask: one batch of matrix products
     hidden_size: int
     repeats: int
+    input_size: int = 0  # width of x_t (the embedding); 0: the hidden size
+    device: str = "cpu"  # where it was timed: "cpu", "cuda", "mps"
+    device_name: str = ""  # e.g. "NVIDIA H200" or "CPU"
+    threads: int = 1  # torch's CPU threads (the parallel hardware a CPU run can use)
 
     def speedups(self) -> list[float]:
         """Per length: the recurrent loop's time divided by attention's (> 1: attention is
         faster)."""
         return [a / c for a, c in zip(self.loop_s, self.attention_s, strict=True)]
 
+    def attention_slower_at(self) -> list[int]:
+        """The lengths at which attention took longer than the recurrent loop on this device."""
+        return [n for n, r in zip(self.lengths, self.speedups(), strict=True) if r < 1]
+
+    @property
+    def rnn_steps(self) -> list[int]:
+        """Dependent steps of the recurrence: h_t waits for h_{t−1}, so T of them."""
+        return list(self.lengths)
+
+    @property
+    def attention_steps(self) -> list[int]:
+        """Dependent steps of one attention layer: 1, whatever T (a model has one per layer)."""
+        return [1] * len(self.lengths)
+
+    @property
+    def rnn_work(self) -> list[int]:
+        return [rnn_multiply_adds(n, self.hidden_size, self.input_size or self.hidden_size)
+                for n in self.lengths]
+
+    @property
+    def attention_work(self) -> list[int]:
+        return [attention_multiply_adds(n, self.hidden_size, self.input_size or self.hidden_size)
+                for n in self.lengths]
+
     def rows(self) -> list[dict]:
         return [{"tokens": n, "sequential_steps": n, "parallel_steps": 1,
-                 "rnn_loop_ms": a * 1e3, "rnn_kernel_ms": b * 1e3, "attention_ms": c * 1e3}
-                for n, a, b, c in zip(self.lengths, self.loop_s, self.kernel_s,
-                                      self.attention_s, strict=True)]
+                 "rnn_multiply_adds": rw, "attention_multiply_adds": aw,
+                 "rnn_loop_ms": a * 1e3, "rnn_kernel_ms": b * 1e3, "attention_ms": c * 1e3,
+                 "device": self.device_name or self.device}
+                for n, a, b, c, rw, aw in zip(self.lengths, self.loop_s, self.kernel_s,
+                                              self.attention_s, self.rnn_work,
+                                              self.attention_work, strict=True)]
 
 
 def _encode(loaded, text: str) -> tuple[list[int], bool, str]:
@@ -288,42 +332,59 @@ def gradient_norms(model_ids: list[str], text: str) -> GradientResult:
                           truncated=truncated, message=message)
 
 
-def _interleaved_medians(fns: list, repeats: int, budget_s: float) -> list[float]:
-    """Median seconds of each function, run in turn (after one warm-up each) so that a busy
-    machine slows them all alike; stops early once `budget_s` is spent (3 rounds at least)."""
+def _interleaved_best(fns: list, repeats: int, budget_s: float,
+                      sync=lambda: None) -> list[float]:
+    """The fastest time in seconds of each function, run in turn (after one warm-up each), so
+    that a busy machine slows them all alike; stops early once `budget_s` is spent (3 rounds at
+    least). The fastest run is the one least disturbed by other work on a shared server (what
+    `timeit` recommends). `sync` waits for the device to finish (a GPU runs asynchronously)."""
     for fn in fns:
         fn()
+    sync()
     times: list[list[float]] = [[] for _ in fns]
     spent = 0.0
     for _ in range(repeats):
         for i, fn in enumerate(fns):
             t0 = time.perf_counter()
             fn()
+            sync()
             dt = time.perf_counter() - t0
             times[i].append(dt)
             spent += dt
         if spent > budget_s and len(times[0]) >= 3:
             break
-    return [statistics.median(t) for t in times]
+    return [min(t) for t in times]
+
+
+def device_name(device: str) -> str:
+    """The device in words: the GPU's name, or "CPU"."""
+    import torch
+
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return "Apple GPU (MPS)" if str(device).startswith("mps") else "CPU"
 
 
 def timing_of(loaded, text: str, lengths: tuple[int, ...] = TIMING_LENGTHS, repeats: int = 15,
               budget_s: float = 1.0) -> TimingResult:
     """Time the same inputs (the text's embeddings, tiled to each length) through T sequential
-    steps of the RNN's own W, U, b and through one causal attention of the same width."""
+    steps of the RNN's own W, U, b and through one causal attention of the same width, in float32
+    on the device the model runs on."""
     import torch
 
-    model = loaded.model
+    model, dev = loaded.model, torch.device(loaded.device)
+    sync = {"cuda": torch.cuda.synchronize,
+            "mps": getattr(getattr(torch, "mps", None), "synchronize", None)}.get(dev.type)
     ids, _, _ = _encode(loaded, text)
-    w, u, b = (p.detach().float() for p in _rnn_weights(model.rnn, 0))
+    w, u, b = (p.detach().float().to(dev) for p in _rnn_weights(model.rnn, 0))
     H = w.shape[0]
-    wq, wk, wv = (torch.randn(H, w.shape[1], generator=torch.Generator().manual_seed(s)) * 0.05
-                  for s in (1, 2, 3))
+    wq, wk, wv = (torch.randn(H, w.shape[1], generator=torch.Generator().manual_seed(s)).to(dev)
+                  * 0.05 for s in (1, 2, 3))
     with torch.inference_mode():
-        base = model.embed(torch.tensor([ids], device=loaded.device))[0].float().cpu()  # (n, E)
+        base = model.embed(torch.tensor([ids], device=dev))[0].float()  # (n, E)
     sizes = [len(ids)] + [n for n in lengths if n != len(ids)]
     loop_s, kernel_s, attn_s = [], [], []
-    cell = torch.nn.RNN(w.shape[1], H, batch_first=True)
+    cell = torch.nn.RNN(w.shape[1], H, batch_first=True).to(dev)
     with torch.no_grad():
         cell.weight_ih_l0.copy_(w)
         cell.weight_hh_l0.copy_(u)
@@ -334,7 +395,7 @@ def timing_of(loaded, text: str, lengths: tuple[int, ...] = TIMING_LENGTHS, repe
 
         def loop(x=x):
             wx = x @ w.T + b  # (n, H): the input part has no dependency, done at once
-            h = torch.zeros(H)
+            h = torch.zeros(H, device=dev)
             for t in range(x.shape[0]):  # the dependent part: n steps, each waits for the last
                 h = torch.tanh(wx[t] + u @ h)  # (H,)
             return h
@@ -345,16 +406,19 @@ def timing_of(loaded, text: str, lengths: tuple[int, ...] = TIMING_LENGTHS, repe
         def attention(x=x):
             q, k, v = x @ wq.T, x @ wk.T, x @ wv.T  # (n, H) each
             scores = q @ k.T / H ** 0.5  # (n, n): every pair at once
-            mask = torch.ones(len(x), len(x), dtype=torch.bool).triu(1)
+            mask = torch.ones(len(x), len(x), dtype=torch.bool, device=dev).triu(1)
             return torch.softmax(scores.masked_fill(mask, float("-inf")), -1) @ v  # (n, H)
 
         with torch.inference_mode():
-            a, k, c = _interleaved_medians([loop, kernel, attention], repeats, budget_s)
+            a, k, c = _interleaved_best([loop, kernel, attention], repeats, budget_s,
+                                         sync or (lambda: None))
         loop_s.append(a)
         kernel_s.append(k)
         attn_s.append(c)
     return TimingResult(model_id=loaded.spec.id, lengths=sizes, loop_s=loop_s, kernel_s=kernel_s,
-                        attention_s=attn_s, hidden_size=int(H), repeats=repeats)
+                        attention_s=attn_s, hidden_size=int(H), repeats=repeats,
+                        input_size=int(w.shape[1]), device=dev.type,
+                        device_name=device_name(str(dev)), threads=torch.get_num_threads())
 
 
 def timing(model_id: str, text: str, lengths: tuple[int, ...] = TIMING_LENGTHS) -> TimingResult:

@@ -13,6 +13,7 @@ PAGE = "pages/positional.py"
 HUB = "distilgpt2"  # the picker's option (the model id) of the mirrored model
 TABS = ["Sinusoidal", "Similarity", "Relative offset", "Sine-only", "Learned", "Rotary (RoPE)",
         "Ablation"]
+WIDTHLESS = ("Learned", "Ablation")  # tabs whose numbers do not depend on d_model
 
 
 def run(**params):
@@ -43,7 +44,11 @@ def test_every_tab_renders(tab, size):
     assert not at.error, [e.value for e in at.error]
     assert not at.warning, [w.value for w in at.warning]
     assert open_tab(at, tab).children, f"{tab} drew nothing"
-    assert at.slider(key="d").value == int(d)
+    sliders = {s.key: s.value for s in at.slider}
+    if tab in WIDTHLESS:  # a width slider there would do nothing: it is not drawn
+        assert "d" not in sliders and (tab == "Ablation") == ("n" not in sliders), sliders
+    elif int(n) > 2 or int(d) > 2:
+        assert sliders["d"] == int(d) and sliders["n"] == int(n)
 
 
 def test_numbers_on_the_page():
@@ -107,8 +112,10 @@ def test_rotary_tab_measures_the_real_model_or_says_it_is_missing():
     assert float(values["RoPE: max change of q·k/√d, relative"]) < 1e-6
     assert float(values["Our rotation vs the model's attention: max diff"]) < 1e-3
     assert any("shares key head 2" in c.value for c in at.caption)  # 9 q heads on 3 kv heads
-    at = run(tab="Rotary (RoPE)", rope_head="9")  # SmolLM2 has heads 0..8
-    assert not at.exception and any("head 0..8" in e.value for e in at.error)
+    at = run(tab="Rotary (RoPE)", rope_head="9")  # SmolLM2 has heads 0..8: the last is shown
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.number_input(key="rope_head").value == 8
+    assert any("Query head 9 does not exist in smollm2" in i.value for i in at.info)
 
 
 def test_ablation_defaults_to_smollm2_when_fetched_and_learned_tab_explains_rope():
@@ -145,7 +152,56 @@ def test_a_range_of_one_value_is_text_and_big_heatmaps_are_thinned():
     assert any("Offset k: 1 (the only choice" in c.value for c in at.caption)
     at = run(tab="Sinusoidal", d="1024", n="2048")
     assert not at.exception and not at.error
-    assert any(c.value.startswith("Showing every 3th row") for c in at.caption)
+    title = figures(at)[0]["layout"]["title"]["text"]
+    assert "2048 positions" in title and "2048×1024 values smoothed" in title, title
+    assert max(array(figures(at)[0]["data"][0]["y"])) > 2000  # the axis ends near 2048, not 340
+
+
+def figures(at) -> list[dict]:
+    """The plotly figures of the page, as the JSON Streamlit sends."""
+    import json
+
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def array(values):
+    """A plotly JSON array (a list, or {"bdata": base64, "dtype": ...}) as numpy."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values)
+
+
+def test_similarity_spread_of_rounding_noise_is_shown_as_zero():
+    at = run(tab="Similarity", d="64", n="512")
+    assert not at.exception and not at.error
+    spread = next(m for m in at.metric if m.label.startswith("Largest spread"))
+    assert spread.value == "0"
+    assert "rounding" in spread.help and "e-1" in spread.help  # the raw value, in the help
+    line = figures(at)[1]["data"][1]
+    assert line["name"].startswith("spread") and not array(line["y"]).any()
+
+
+def test_layer_and_head_beyond_the_model_are_clamped_with_a_note():
+    """tiny-gpt has 4 layers of 4 heads: a link asking for layer 47, head 63 shows layer 3,
+    head 3 and says why, instead of an error."""
+    from lmdemo.lab import positional as pos
+
+    if not pos.installed("tiny-gpt"):
+        pytest.skip("tiny-gpt is not installed")
+    at = run(tab="Ablation", abl_model="tiny-gpt", abl_layer="47", abl_head="63")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.number_input(key="abl_layer").value == 3
+    assert at.number_input(key="abl_head").value == 3
+    notes = [i.value for i in at.info]
+    assert any("Layer 47 does not exist in tiny-gpt" in n for n in notes), notes
+    assert any("Head 63" in n and "0 to 3" in n for n in notes), notes
+    assert at.number_input(key="abl_layer").max == 3  # the box itself is bounded
+    titles = [f["layout"].get("title", {}).get("text", "") for f in figures(at)]
+    assert "Attention, layer 3 head 3" in titles, titles
 
 
 def test_the_page_holds_no_words():

@@ -234,3 +234,38 @@ def test_smollm2_paris_heads():
     for layer, head in [(res.top_heads[0]["layer"], res.top_heads[0]["head"]), (29, 8), (5, 2)]:
         alone = by_hand(smol, ids, [(layer, head)])[res.target_id]
         assert res.importance[layer, head] == pytest.approx(res.base_logprob - alone, abs=1e-4)
+
+
+def test_heads_from_a_visitor_or_a_link_are_kept_only_within_the_model():
+    """Layer/head inputs are bounded by the model's own numbers: a link made for a 30×9 model
+    opened on a 4×4 one keeps the heads that exist and names the rest."""
+    assert ha.head_names(2, 3) == ["L0H0", "L0H1", "L0H2", "L1H0", "L1H1", "L1H2"]
+    kept, dropped = ha.within_model(["L1H2, L0H0", "L47H63", "3.1", "L1H2", "nonsense"], 4, 4)
+    assert kept == ["L1H2", "L0H0", "L3H1"] and dropped == ["L47H63", "nonsense"]
+    assert ha.within_model("L3H3 L4H0 L0H4", 4, 4) == (["L3H3"], ["L4H0", "L0H4"])
+    assert ha.within_model([], 4, 4) == ([], [])
+
+
+def test_layers_and_heads_are_read_from_the_model():
+    from lmdemo.lab.anatomy import layers_and_heads
+
+    assert layers_and_heads("tiny-gpt") == (4, 4)  # the shipped tiny-gpt: 4 layers of 4 heads
+    with pytest.raises(UserError, match="no attention heads"):
+        layers_and_heads("tiny-rnn")
+
+
+def test_inside_chart_words_follow_the_language():
+    from lmdemo.plots import inside as plots
+    from lmdemo.plots.common import set_language
+
+    out = {}
+
+    def draw():
+        set_language("zh")
+        out["fig"] = plots.head_map(np.zeros((2, 3)))
+
+    t = threading.Thread(target=draw)
+    t.start()
+    t.join()
+    assert out["fig"].layout.xaxis.title.text == "头" and out["fig"].layout.yaxis.title.text == "层"
+    assert plots.head_map(np.zeros((2, 3))).layout.xaxis.title.text == "head"

@@ -296,11 +296,12 @@ def test_page_charts_are_named_and_thinned():
 
     big = pos.sinusoidal_view(pos.LIMITS.max_length, pos.LIMITS.max_d_model)
     (heat,) = plots.sinusoidal_charts(big)
-    assert heat.name == "sinusoidal-encoding" and heat.step > 1
+    assert heat.name == "sinusoidal-encoding" and heat.thinned
     assert heat.shape == (pos.LIMITS.max_length, pos.LIMITS.max_d_model)
-    assert heat.data.size <= pos.LIMITS.max_cells
+    assert heat.data.shape[0] <= pos.LIMITS.max_rows
+    assert heat.data.shape[1] <= pos.LIMITS.max_cols
     small = pos.sinusoidal_view(10, 8)
-    assert plots.sinusoidal_charts(small)[0].step == 1
+    assert plots.sinusoidal_charts(small)[0].steps == (1, 1)
     (wave,) = plots.wave_charts(small, [0, 3, 99])  # a dimension that does not exist is left out
     assert list(wave.data.columns) == ["dim 0", "dim 3"]
     names = [c.name for c in plots.similarity_charts(pos.similarity_view("sinusoidal", "dot", 9,
@@ -321,10 +322,31 @@ def test_thinned_heatmaps_keep_the_real_positions_on_their_axes():
     n, d = pos.LIMITS.max_length, pos.LIMITS.max_d_model
     (heat,) = plots.sinusoidal_charts(pos.sinusoidal_view(n, d))
     trace = heat.fig.data[0]
-    assert heat.step > 1
-    assert list(trace.y) == list(range(0, n, heat.step))  # an axis that ends near n, not n/step
-    assert list(trace.x) == list(range(0, d, heat.step))
+    rs, cs = heat.steps
+    assert rs > 1
+    assert list(trace.y) == list(range(rs // 2, n, rs))  # an axis that ends near n, not n/step
+    assert list(trace.x) == list(range(cs // 2, d, cs))
     assert list(heat.data.index) == list(trace.y) and list(heat.data.columns) == list(trace.x)
+    assert f"{n}×{d} values smoothed and drawn one in {rs}×{cs}" in heat.fig.layout.title.text
+    assert trace.customdata[1][0].startswith(f"row {rs + rs // 2}, column {cs // 2}, smoothed")
+
+
+def test_big_heatmaps_are_smoothed_not_strided_so_fast_waves_do_not_alias():
+    """Every 7th row of dimension 0 (period 2π ≈ 6.28 positions) is a slow false wave of
+    amplitude 1 (moiré); smoothed first, the fast wave fades to its local mean instead."""
+    n, d = pos.LIMITS.max_length, pos.LIMITS.max_d_model
+    pe = pos.sinusoidal(n, d)
+    shown, (rs, cs) = pos.thin(pe)
+    assert shown.shape[0] <= pos.LIMITS.max_rows and shown.shape[1] <= pos.LIMITS.max_cols
+    assert rs >= 3 and np.abs(pe[::rs, 0]).max() > 0.99  # striding would draw a full-height wave
+    assert np.abs(shown[:, 0]).max() < 0.3
+    slow = pos.sinusoidal(n, 8)[:, -1:]  # a wave slower than the step passes unchanged
+    np.testing.assert_allclose(pos.thin(slow, max_rows=300)[0][:, 0],
+                               slow[pos.thin_index(n, rs), 0], atol=5e-3)
+    flat = np.full((1000, 3000), 2.5)  # the mean is kept, edges included
+    np.testing.assert_allclose(pos.thin(flat)[0], 2.5)
+    small = pos.sinusoidal(10, 8)
+    assert pos.thin(small)[1] == (1, 1) and pos.thin(small)[0] is small
 
 
 def test_similarity_by_distance_plots_rounding_noise_as_zero():
@@ -334,6 +356,9 @@ def test_similarity_by_distance_plots_rounding_noise_as_zero():
     assert 0 < v.stats.max_spread < 1e-9  # the raw spread is floating-point noise
     spread = plots.similarity_charts(v)[1].fig.data[1]
     assert not any(spread.y)
+    assert plots.spread_value(v.stats) == 0.0  # the metric says 0 too
+    only = pos.similarity_view("sine-only", "dot", 64, 16)
+    assert plots.spread_value(only.stats) == only.stats.max_spread > 0.1  # real spread: kept
 
 
 def test_learned_table_colours_are_not_squashed_by_position_0():
@@ -355,3 +380,25 @@ def test_ablation_default_model_follows_the_rotary_model():
     if pos.installed("tiny-gpt") or rotary.real_model_ready():
         assert abl.any_model_installed()
     assert not pos.installed("no-such-model")
+
+
+def test_positional_chart_words_follow_the_language():
+    import threading
+
+    from lmdemo.plots import positional as plots
+    from lmdemo.plots.common import set_language
+
+    out = {}
+
+    def draw():
+        set_language("zh")
+        out["charts"] = plots.similarity_charts(pos.similarity_view("sinusoidal", "dot", 9, 4))
+
+    t = threading.Thread(target=draw)
+    t.start()
+    t.join()
+    heat, diag = out["charts"]
+    assert heat.fig.layout.title.text == "点积相似度，正弦编码"
+    assert heat.fig.layout.xaxis.title.text == "位置" and diag.fig.data[0].name == "平均相似度"
+    english = plots.similarity_charts(pos.similarity_view("sinusoidal", "dot", 9, 4))[0]
+    assert english.fig.layout.title.text == "dot similarity, sinusoidal"  # this thread: English

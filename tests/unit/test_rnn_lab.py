@@ -67,6 +67,14 @@ def test_result_summaries():
     assert grads.decay()[0] == pytest.approx(1e-2) and np.isnan(grads.decay()[1])
     timing = rnn_lab.TimingResult("m", [4, 8], [2.0, 4.0], [1.0, 1.0], [1.0, 8.0], 16, 3)
     assert timing.speedups() == [2.0, 0.5]
+    assert timing.attention_slower_at() == [8]
+    assert timing.rnn_steps == [4, 8] and timing.attention_steps == [1, 1]  # counted, not timed
+    # W·x_t and U·h_{t−1}: T·H·(E + H); Q, K, V then QKᵀ and ·V: 3·T·E·H + 2·T²·H
+    assert timing.rnn_work == [4 * 16 * 32, 8 * 16 * 32]
+    assert timing.attention_work == [3 * 4 * 16 * 16 + 2 * 16 * 16, 3 * 8 * 256 + 2 * 64 * 16]
+    row = timing.rows()[1]
+    assert (row["sequential_steps"], row["parallel_steps"]) == (8, 1)
+    assert row["attention_multiply_adds"] > row["rnn_multiply_adds"]
     path = rnn_lab.PathResult(5)
     assert path.distances == [1, 2, 3, 4] and path.rows()[-1] == {
         "distance": 4, "rnn_steps": 4, "attention_steps": 1}
@@ -129,6 +137,8 @@ def test_timing_measures_every_length(rnn):
     assert set(res.lengths) >= {8, 32}
     assert all(t > 0 for t in res.loop_s + res.kernel_s + res.attention_s)
     assert res.rows()[0]["parallel_steps"] == 1
+    assert res.device == "cpu" and res.device_name == "CPU" and res.threads >= 1
+    assert res.input_size == rnn.model.embed.weight.shape[1]
 
 
 def test_rnn_figures():
@@ -146,3 +156,25 @@ def test_rnn_figures():
     assert len(plots.path_lengths(5).data) == 2
     assert plots.timing_bars([4, 8], [1e-3, 2e-3], [1e-3, 2e-3], [5e-4, 6e-4]).layout.yaxis.type \
         == "log"
+    fig = plots.counted_steps([4, 8], [4, 8], [1, 1], [10, 20], [30, 90])
+    assert [list(t.y) for t in fig.data] == [[4, 8], [1, 1], [10, 20], [30, 90]]
+    assert fig.layout.yaxis.type == fig.layout.yaxis2.type == "log"
+
+
+def test_rnn_chart_words_follow_the_language():
+    import threading
+
+    from lmdemo.plots import rnn as plots
+    from lmdemo.plots.common import set_language
+
+    out = {}
+
+    def draw():
+        set_language("zh")
+        out["fig"] = plots.timing_bars([4], [1e-3], [1e-3], [5e-4], "CPU")
+
+    t = threading.Thread(target=draw)
+    t.start()
+    t.join()
+    fig = out["fig"]
+    assert fig.layout.title.text == "在 CPU 上实测" and fig.data[2].name.startswith("注意力")
