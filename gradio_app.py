@@ -18,7 +18,12 @@ names another site than the `Host` it was sent to (browsers set both; a page can
 unless the operator lists the origin in the settings' `allowed_origins`. Gradio's own CORS layer
 answers only localhost origins for a local server and every origin for a public host name, so
 without this a cross-site page could call the endpoints (and launch jobs) in a visitor's browser.
-Clients that send no Origin (gradio_client, curl, scripts) are not affected.
+Gradio adds that layer in front of the app's own middleware, where it would answer a cross-site
+preflight (OPTIONS) with allow headers itself; so when the server starts, `_guard_first` moves
+`SameOriginOnly` in front of it, and a foreign preflight is refused (403, no
+Access-Control-Allow-Origin) like the request it announces. Clients that send no Origin
+(gradio_client, curl, scripts) are not affected. Known library notices stay out of the server's
+log (`lmdemo.core.quiet`).
 """
 
 import argparse
@@ -38,6 +43,7 @@ from starlette.responses import PlainTextResponse  # noqa: E402
 from gradio_views import (  # noqa: E402
     attention_view,
     classify_view,
+    estimate_view,
     guarded,
     heads_view,
     induction_view,
@@ -52,6 +58,7 @@ from gradio_views import (  # noqa: E402
     status_view,
 )
 from lmdemo import api  # noqa: E402
+from lmdemo.core import quiet  # noqa: E402
 from lmdemo.core.config import GradioSettings, gradio_settings  # noqa: E402
 from lmdemo.core.registry import (  # noqa: E402
     ATTENTION_KINDS,
@@ -240,9 +247,10 @@ def _sentiment_tab() -> None:
                             label="Classifier", allow_custom_value=True)
         btn = gr.Button("Classify", variant="primary")
         label = gr.Plot(label="First review")
-        table = gr.Dataframe(headers=["review", "label", "p(positive)"])
-        btn.click(classify_view, [reviews, model], [label, table], api_visibility="private",
-                 concurrency_id=MODELS)
+        notes = gr.Markdown()
+        table = gr.Dataframe(headers=["review", "label", "p(positive)", "tokens read"])
+        btn.click(classify_view, [reviews, model], [label, table, notes],
+                  api_visibility="private", concurrency_id=MODELS)
     with gr.Tab("Fine-tune"):
         gr.Markdown("Fine-tune an encoder on the shipped movie reviews. The run trains in its "
                     "own process and appears as classifier `run:<name>` when done.")
@@ -259,8 +267,13 @@ def _sentiment_tab() -> None:
             limit = gr.Number(0, label="Train on at most N reviews (0 = all)", precision=0,
                               minimum=0)
         token = gr.Textbox(label="Training token (if the server asks for one)", type="password")
-        launch = gr.Button("Launch", variant="primary")
+        with gr.Row():
+            estimate = gr.Button("Estimate the duration")
+            launch = gr.Button("Launch", variant="primary")
+        estimated = gr.Markdown()
         launched = gr.JSON(label="Run")
+        estimate.click(estimate_view, [base, method, epochs, lr, batch, max_len, limit],
+                       estimated, api_visibility="private")
         launch.click(launch_view, [name, base, method, epochs, lr, batch, max_len, limit, token],
                      launched, api_visibility="private")
     with gr.Tab("Runs"):
@@ -345,14 +358,33 @@ class SameOriginOnly:
         await self.app(scope, receive, send)
 
 
+@contextlib.asynccontextmanager
+async def _guard_first(app):
+    """At startup, put SameOriginOnly in front of every other middleware (Gradio adds its CORS
+    layer in front of the app's own, where it answers preflights before our guard sees them);
+    the stack is rebuilt in that order for the first request. Starlette builds the stack from
+    `user_middleware` when `middleware_stack` is None (its public attributes)."""
+    middleware = getattr(app, "user_middleware", None)
+    ours = [m for m in middleware or [] if m.cls is SameOriginOnly]
+    if ours and middleware[0] is not ours[0]:
+        middleware[:] = ours + [m for m in middleware if m.cls is not SameOriginOnly]
+        app.middleware_stack = None  # rebuilt, guard outermost, on the next request
+    elif not ours:
+        log.warning("SameOriginOnly is not installed: cross-origin requests are not refused")
+    yield
+
+
 def app_kwargs(settings: GradioSettings) -> dict:
-    """What `launch(app_kwargs=...)` passes to the FastAPI app: the same-origin guard."""
+    """What `launch(app_kwargs=...)` passes to the FastAPI app: the same-origin guard, moved in
+    front of Gradio's CORS layer when the server starts."""
     allowed = settings.allowed_origins
-    return {"middleware": [Middleware(SameOriginOnly, allowed=allowed)]}
+    return {"middleware": [Middleware(SameOriginOnly, allowed=allowed)],
+            "lifespan": _guard_first}
 
 
 def launch(demo: gr.Blocks, settings: GradioSettings, **kwargs):
     """Serve `demo` as configured (host, port, the same-origin guard); kwargs go to launch."""
+    quiet.install()
     kwargs.setdefault("server_name", settings.host)
     kwargs.setdefault("server_port", settings.port)
     return demo.launch(ssr_mode=False, mcp_server=False, app_kwargs=app_kwargs(settings),

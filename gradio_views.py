@@ -134,14 +134,19 @@ def positional_view(kind: str, length: float, d_model: float, metric: str):
 
 @guarded
 def classify_view(reviews: str, model: str):
-    """The first review's class probabilities as bars, and a table of every review."""
+    """The first review's class probabilities as bars, a table of every review (a review mostly
+    unknown to the model gets "can't tell", not a label; each says how many of its tokens were
+    read) and the warnings, one line per review that has one."""
     from lmdemo.plots import sentiment as plots
 
     items = api.texts_of(reviews, "review")
     preds = api.classify(items, model)
-    rows = [[text, p["label"], round(p["probs"]["positive"], 4)]
+    rows = [[text, f"can't tell (guess: {p['label']})" if p["unsure"] else p["label"],
+             round(p["probs"]["positive"], 4), f"{p['tokens_read']} of {p['tokens_total']}"]
             for text, p in zip(items, preds, strict=True)]
-    return plots.probs_figure(preds[0]["probs"]), rows
+    notes = "\n".join(f"- **Review {i}:** {' '.join(p['warnings'])}"
+                      for i, p in enumerate(preds, 1) if p["warnings"])
+    return plots.probs_figure(preds[0]["probs"]), rows, notes
 
 
 @guarded
@@ -150,6 +155,26 @@ def launch_view(name: str, base: str, method: str, epochs: float, learning_rate:
     """Queue a fine-tuning run; show its status."""
     return api.finetune_launch(name, base, method, epochs, learning_rate, batch_size,
                                max_length, limit, token)
+
+
+@guarded
+def estimate_view(base: str, method: str, epochs: float, learning_rate: float,
+                  batch_size: float, max_length: float, limit: float) -> str:
+    """The run's duration estimated before it starts, said to be an estimate, in one line."""
+    est = api.finetune_estimate(base, method, epochs, learning_rate, batch_size, max_length,
+                                limit)
+    tokens = f"{est['train_tokens'] * est['epochs']:,} training tokens"
+    if est["seconds"] is None:
+        return (f"No duration estimate yet: nothing has measured how fast this base trains on "
+                f"this device ({tokens}). The first run measures it.")
+    source = ("typical for this model on a small CPU server" if est["rate_source"] == "typical"
+              else f"measured by {est['rate_source']} on this server")
+    minutes = est["seconds"] / 60
+    duration = f"{est['seconds']:.0f} s" if minutes < 1.5 else f"{minutes:.0f} min"
+    return (f"**Estimated duration: about {duration}.** This is an estimate: {est['reviews']:,} "
+            f"reviews × {est['epochs']} epochs = {tokens} at about "
+            f"{est['rates']['tokens_per_s']:,.0f} tokens/s ({source}), plus the evaluations and "
+            "starting the job.")
 
 
 @guarded

@@ -11,8 +11,9 @@ Responses are bounded: /attention and /positional estimate their JSON size from 
 before serialising and refuse (a `UserError` saying to ask for one layer or head, or smaller
 sizes) beyond MAX_RESPONSE_BYTES; the other endpoints are bounded by their services' token caps.
 Run details (config, log, error text, pid, paths) go only to callers with the training token when
-the server has one (`finetune_status`), and `public_message` strips absolute server paths from the
-messages a visitor sees.
+the server has one (`finetune_status`); on a server without a token every caller sees config, log
+and error, but never process ids, and the log and error pass through `public_message`, which
+strips absolute server paths from the messages a visitor sees.
 """
 
 from __future__ import annotations
@@ -187,22 +188,47 @@ def classify(texts: list[str] | str, model: str = DEFAULT_CLASSIFIER) -> list[di
     return [p.to_json() for p in sentiment.classify(items, _model(model, DEFAULT_CLASSIFIER))]
 
 
+def _launch_config(base, method, epochs, learning_rate, batch_size, max_length, limit) -> dict:
+    """A run's config on the shipped reviews (learning rate 0 or empty: the method's default);
+    the hyperparameters are checked by lmdemo.training.finetune.TrainConfig where it is used."""
+    lr = learning_rate if learning_rate not in (None, "", 0) else (
+        5e-4 if method == "lora" else 5e-5)
+    config = {"base": _model(base, "minilm"), "method": method, "epochs": epochs,
+              "learning_rate": lr, "batch_size": batch_size, "max_length": max_length,
+              "data": "shipped"}
+    if limit not in (None, "", 0):
+        config["limit"] = validate.whole(limit, "limit", 1, 1_000_000)
+    return config
+
+
 def finetune_launch(name: str, base: str = "minilm", method: str = "lora", epochs: float = 1,
                     learning_rate: float | None = None, batch_size: int = 16,
                     max_length: int = 128, limit: int | None = None, token: str = "") -> dict:
     """Queue a fine-tuning run on the shipped reviews (it starts when a job slot is free)."""
     from lmdemo.training import jobs
 
-    lr = learning_rate if learning_rate not in (None, "", 0) else (
-        5e-4 if method == "lora" else 5e-5)
-    # jobs.submit checks every hyperparameter (lmdemo.training.finetune.TrainConfig)
-    config = {"base": _model(base, "minilm"), "method": method, "epochs": epochs,
-              "learning_rate": lr, "batch_size": batch_size, "max_length": max_length,
-              "data": "shipped"}
-    if limit not in (None, "", 0):
-        config["limit"] = validate.whole(limit, "limit", 1, 1_000_000)
+    config = _launch_config(base, method, epochs, learning_rate, batch_size, max_length, limit)
     name = validate.text(name, "run name", MAX_MODEL_CHARS)
-    return jobs.submit(name.strip(), config, token=token or None).to_json()
+    return _run_view(jobs.submit(name.strip(), config, token=token or None).to_json(), token)
+
+
+def finetune_estimate(base: str = "minilm", method: str = "lora", epochs: float = 1,
+                      learning_rate: float | None = None, batch_size: int = 16,
+                      max_length: int = 128, limit: int | None = None) -> dict:
+    """How long `finetune_launch` with these settings would take on this server, before it
+    starts: seconds (None when no rate is known yet), the tokens and steps it is worked out from
+    and where its rates come from (a run measured here, or typical ones)."""
+    from lmdemo.training import sentiment
+
+    config = _launch_config(base, method, epochs, learning_rate, batch_size, max_length, limit)
+    return sentiment.estimate_run(config, "shipped").to_json()
+
+
+def is_operator(token: str | None = "") -> bool:
+    """Whether the caller gave this server's training token (LMDEMO_TRAIN_TOKEN; False when the
+    server has none): the one caller who sees pids and server paths."""
+    expected = settings().train_token
+    return bool(expected) and hmac.compare_digest(str(token or ""), expected)
 
 
 def may_see_run_details(token: str | None = "") -> bool:
@@ -219,23 +245,42 @@ def _public_run(run: dict) -> dict:
             "status": {k: status[k] for k in PUBLIC_STATUS if k in status}}
 
 
+def _run_view(run: dict, token: str | None, log_tail: str | None = None) -> dict:
+    """A run (RunInfo.to_json, with its log tail when given) as this caller may see it: all of it
+    with the server's training token; with no token on the server, all but process ids and with
+    server paths cut from its error and log; else `_public_run`."""
+    from lmdemo.training.jobs import without_private
+
+    extra = {} if log_tail is None else {"log_tail": log_tail}
+    if is_operator(token):
+        return dict(run, **extra)
+    if not may_see_run_details(token):
+        return _public_run(run)
+    status = without_private(run.get("status") or {})
+    if "error" in status:
+        status["error"] = public_message(status["error"])
+    shown = dict(run, status=status, **extra)
+    if "log_tail" in shown:
+        shown["log_tail"] = public_message(shown["log_tail"])
+    return shown
+
+
 def finetune_status(name: str = "", token: str = "") -> dict:
     """One run's status, config and metrics — or, with no name, every run, newest first. When
     the server has a training token, config, log tail, error text, pid and paths are shown only
-    with that token; without it, name, state, progress and the metrics (training curves)."""
+    with that token; without it, name, state, progress and the metrics (training curves). On a
+    server without a token, everything but process ids, with server paths cut from the log and
+    the error."""
     from lmdemo.training import jobs
 
-    full = may_see_run_details(token)
     name = "" if name is None else validate.text(name, "run name", MAX_MODEL_CHARS,
                                                   allow_empty=True).strip()
     if not name:
-        runs = [r.to_json() for r in jobs.list_runs()]
-        return {"runs": runs if full else [_public_run(r) for r in runs]}
+        return {"runs": [_run_view(r.to_json(), token) for r in jobs.list_runs()]}
     jobs.schedule()
     run = jobs.get_run(name).to_json()
-    if not full:
-        return dict(_public_run(run), metrics=jobs.metrics(name))
-    return dict(run, metrics=jobs.metrics(name), log_tail=jobs.log_tail(name, 2000))
+    log = jobs.log_tail(name, 2000) if may_see_run_details(token) else None
+    return dict(_run_view(run, token, log), metrics=jobs.metrics(name))
 
 
 def finetune_cancel(name: str, token: str = "") -> dict:

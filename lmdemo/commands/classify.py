@@ -1,8 +1,12 @@
 """`lmdemo classify`: label and probabilities of reviews with a sentiment classifier.
 
-One `--text` prints one object `{"label": ..., "probs": {"negative": p, "positive": q}}`; several
-`--text` or `--file PATH` (one review per line) print a list in input order. `--model` is a
-classifier id (`sentiment-minilm`, `run:<name>`) or, on the command line only, a run folder.
+One `--text` prints one object `{"label": ..., "probs": {"negative": p, "positive": q}, ...}`;
+several `--text` or `--file PATH` (one review per line) print a list in input order. Each answer
+also says how much of the review the model read (`tokens_read` of `tokens_total`, at most
+`max_length`; `truncated` when only its beginning was read) and whether most of it was unknown
+to the model (`unsure`, `unknown_share`: Chinese or emoji for MiniLM's English vocabulary, whose
+label is then a guess); `warnings` says both in words. `--model` is a classifier id
+(`sentiment-minilm`, `run:<name>`) or, on the command line only, a run folder.
 """
 
 from __future__ import annotations
@@ -44,8 +48,10 @@ def finished_run_folder(model: str) -> None:
 
 
 def run(args):
+    from lmdemo.core import quiet
     from lmdemo.training.sentiment import classify
 
+    quiet.install()  # stderr shows our errors, not the libraries' notices
     finished_run_folder(args.model)
     texts, as_list = read_texts(args, "review")
     preds = [p.to_json() for p in classify(texts, args.model, allow_path=True)]

@@ -24,9 +24,11 @@ def register(sub) -> None:
 
 
 def run(args):
+    from lmdemo.core import quiet
     from lmdemo.training.reviews import load_spec
     from lmdemo.training.sentiment import evaluate
 
+    quiet.install()  # stderr shows our errors, not the libraries' notices
     finished_run_folder(args.model)
     limit = validate.optional_whole(args.limit, "--limit", 1)
     data = load_spec(args.data, args.split, args.text_column, args.label_column, limit)

@@ -82,8 +82,10 @@ def config_from_args(args) -> dict:
 
 
 def run(args):
+    from lmdemo.core import quiet
     from lmdemo.training import jobs
 
+    quiet.install()  # a job's log holds its own lines and errors, not the libraries' notices
     threads = validate.optional_whole(args.threads, "--threads", 1, 1024)
     if not args.run_dir:  # every value checked before anything is created or started
         if not args.out:
@@ -96,8 +98,8 @@ def run(args):
         import torch
 
         torch.set_num_threads(threads)
-    if args.run_dir:
-        return jobs.run_worker(Path(args.run_dir))
+    if args.run_dir:  # a job: what it prints goes to log.txt, which visitors may read
+        return jobs.without_private(jobs.run_worker(Path(args.run_dir)))
     data_jsonl = None
     if config["data"] not in NAMED:
         from lmdemo.training.reviews import read_path

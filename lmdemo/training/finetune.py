@@ -24,6 +24,7 @@ from pathlib import Path
 from lmdemo.core import validate
 from lmdemo.core.config import settings
 from lmdemo.core.errors import UserError
+from lmdemo.training.duration import RemainingTime
 from lmdemo.training.metrics import binary_metrics
 from lmdemo.training.reviews import Reviews
 
@@ -119,6 +120,8 @@ class TrainResult:
     best_epoch: int = 0
     best_val_accuracy: float | None = None
     train_samples_per_s: float = 0.0  # training throughput, excluding evaluation
+    train_tokens_per_s: float = 0.0  # ... in tokens (what lmdemo.training.duration estimates with)
+    eval_tokens_per_s: float = 0.0  # validation tokens per second (0 without validation data)
     train_seconds: float = 0.0
     steps: int = 0
     trainable_params: int = 0
@@ -332,12 +335,14 @@ def train(cfg: TrainConfig, train_data: Reviews, val_data: Reviews | None = None
                          mixed_precision="bf16" if bf16 else "no",
                          trainable_params=sum(p.numel() for p in raw.parameters() if p.requires_grad),
                          total_params=sum(p.numel() for p in raw.parameters()))
-    step, seen, train_time = 0, 0, 0.0
+    step, seen, seen_tokens, train_time = 0, 0, 0, 0.0
+    remaining = RemainingTime(sum(map(len, encoded)) * int(cfg.epochs), total,
+                              sum(map(len, val_encoded)), int(cfg.epochs) if val_encoded else 0)
     start_all = time.perf_counter()
     for epoch in range(1, int(cfg.epochs) + 1):
         model.train()
         losses = []
-        t0 = time.perf_counter()
+        t0 = last = time.perf_counter()
         for batch in loader:
             with accelerator.autocast():
                 loss = model(**batch).loss  # scalar cross-entropy
@@ -352,19 +357,23 @@ def train(cfg: TrainConfig, train_data: Reviews, val_data: Reviews | None = None
             if not math.isfinite(losses[-1]):
                 raise UserError(f"The loss became {losses[-1]} at step {step}: lower the "
                                 "learning rate.")
+            now = time.perf_counter()
+            tokens = int(batch["attention_mask"].sum()) * accelerator.num_processes
+            seen_tokens += tokens
+            eta = remaining.trained(tokens, now - last, now)  # seconds left, smoothed
+            last = now
             if on_step and accelerator.is_main_process:
-                elapsed = train_time + time.perf_counter() - t0
-                rate = step / elapsed if elapsed > 0 else 0.0
                 on_step({"event": "step", "epoch": epoch, "step": step, "total_steps": total,
                          "loss": losses[-1], "lr": scheduler.get_last_lr()[0],
-                         "progress": step / total,
-                         "eta_s": (total - step) / rate if rate else None,
-                         "elapsed_s": time.perf_counter() - start_all})
+                         "progress": step / total, "eta_s": eta,
+                         "elapsed_s": now - start_all})
         train_time += time.perf_counter() - t0
         record = {"event": "epoch", "epoch": epoch, "step": step, "total_steps": total,
                   "train_loss": sum(losses) / max(1, len(losses))}
         if val_encoded:
+            t_eval = time.perf_counter()
             probs = predict_encoded(raw, val_encoded, pad_id, accelerator.device, eval_batch)
+            remaining.evaluated(time.perf_counter() - t_eval, time.perf_counter())
             m = binary_metrics(val_data.labels, (probs >= 0.5).astype(int))
             record.update(val_accuracy=m.accuracy, val_f1=m.f1)
         result.history.append(record)
@@ -377,11 +386,15 @@ def train(cfg: TrainConfig, train_data: Reviews, val_data: Reviews | None = None
                 _save(accelerator, model, tokenizer, Path(out_dir), cfg)
         record["best"] = better
         if on_step and accelerator.is_main_process:
-            on_step(dict(record, progress=step / total,
-                         elapsed_s=time.perf_counter() - start_all))
+            now = time.perf_counter()
+            on_step(dict(record, progress=step / total, elapsed_s=now - start_all,
+                         eta_s=remaining.left(now)))
     result.steps = step
     result.train_seconds = train_time
     result.train_samples_per_s = seen / train_time if train_time > 0 else 0.0
+    result.train_tokens_per_s = seen_tokens / train_time if train_time > 0 else 0.0
+    if remaining.eval_s > 0:
+        result.eval_tokens_per_s = remaining.evals_done * remaining.val_tokens / remaining.eval_s
     accelerator.wait_for_everyone()
     accelerator.free_memory()
     return result

@@ -33,6 +33,11 @@ another process (after a reboot, say) reads as dead. Everything is on disk, so r
 server restart; status.json is updated under a per-run lock (`.status.lock`) and replaced
 atomically, so concurrent writers (worker, supervisor, cancel) never lose each other's fields and
 a final state (done, failed, cancelled) is never left.
+
+Disclosure: pids and folders (PRIVATE) stay in status.json for the supervisor and operators; a
+job's own output (log.txt, which a page may show) and what visitors are shown go through
+`without_private`, and known library notices are filtered at the source (`lmdemo.core.quiet`,
+installed by the supervisor, the worker and before every fork that starts a job).
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ from lmdemo.core.registry import RUN_NAME
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINAL = ("done", "failed", "cancelled")
+PRIVATE = ("pid", "pid_started", "worker_pid", "worker_started", "folder")  # server details: never
+#                                                   in a job's log or shown to a visitor
 
 
 @dataclass
@@ -304,8 +311,16 @@ def _stop_orphan(status: dict) -> None:
             os.kill(int(pid), signal.SIGKILL)
 
 
+def without_private(data: dict) -> dict:
+    """A run's status or summary without process ids and server folders (PRIVATE)."""
+    return {k: v for k, v in data.items() if k not in PRIVATE}
+
+
 def _start(folder: Path) -> None:
     """Start the job's supervisor in a new session and mark the run running (runs lock held)."""
+    from lmdemo.core import quiet
+
+    quiet.install()  # before the fork: no tokenizers fork warning in the server's log
     log = open(folder / "log.txt", "ab")  # noqa: SIM115 (the child keeps it open)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     now = time.time()
@@ -453,21 +468,11 @@ def run_worker(folder: Path, on_step=None) -> dict:
     try:
         cfg = TrainConfig.from_json(config)
         data = config.get("data", "shipped")
-        val_fraction = float(config.get("val_fraction", 0.1))
-        limit = config.get("limit")
-        fixed = reviews.fixed_splits(data)  # shipped, rotten-tomatoes: their own splits
-        if fixed is not None:
-            train_data, val_data = fixed
-        else:
-            if data == "upload" or (folder / "data.jsonl").exists():
-                all_data = reviews.read_path(folder / "data.jsonl")
-            elif data == "imdb":
-                all_data = reviews.imdb("train", limit or 2000, cfg.seed)
-            else:
-                all_data = reviews.read_path(data)
-            train_data, val_data = reviews.split_off(all_data, val_fraction, cfg.seed)
-        if limit:
-            train_data = train_data.head(int(limit))
+        uploaded = None
+        if data not in reviews.SPLIT_SETS and (data == "upload"
+                                               or (folder / "data.jsonl").exists()):
+            uploaded = reviews.read_path(folder / "data.jsonl")
+        train_data, val_data = reviews.for_run(config, cfg.seed, uploaded)
         recorder = Recorder(folder)
 
         def report(event: dict) -> None:
@@ -534,6 +539,9 @@ def supervise(folder: Path) -> int:
     """The job's first process (`python -m lmdemo.training.jobs <folder>`, started by
     `schedule`): run the worker, stop it at the wall-clock limit, record how it ended when it
     could not, then start the next queued run. Returns the worker's exit status."""
+    from lmdemo.core import quiet
+
+    quiet.install()
     folder = Path(folder).resolve()
     limit = settings().job_timeout_s
     command = list(settings().job_command or (sys.executable, "-m", "lmdemo", "finetune",

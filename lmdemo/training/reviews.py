@@ -29,6 +29,7 @@ RT_SEED = 2005  # the by-movie split (Pang & Lee's year); changing it changes ev
 RT_FRACTIONS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))  # of the movies
 RT_LABELS = {"fresh": 1, "rotten": 0}  # "plot" rows (summaries, not opinions) are dropped
 NAMED = ("shipped", "imdb", RT_ID)  # data named on the command line / in a run's config
+SPLIT_SETS = ("shipped", RT_ID)  # named sets that come with their own train/validation splits
 TEXT_COLUMNS = ("text", "review", "sentence", "content", "body")  # guessed when none is given
 LABEL_COLUMNS = ("label", "sentiment", "labels", "target", "polarity")
 _LABEL_WORDS = {"0": 0, "1": 1, "negative": 0, "positive": 1, "neg": 0, "pos": 1,
@@ -306,6 +307,26 @@ def split_off(reviews: Reviews, fraction: float = 0.1, seed: int = 0) -> tuple[R
                        reviews.source)
 
     return pick(train_idx), pick(val_idx)
+
+
+def for_run(config: dict, seed: int = 0, uploaded: Reviews | None = None) -> tuple[Reviews, Reviews]:
+    """(train, validation) of a fine-tuning run's config (its data, val_fraction and limit keys):
+    a named set with its own splits, else `uploaded` (the run's data.jsonl) or the named data
+    split off by `val_fraction`; the training part cut to `limit` reviews."""
+    data = config.get("data", "shipped")
+    limit = config.get("limit")
+    fixed = fixed_splits(data)  # shipped, rotten-tomatoes: their own splits
+    if fixed is not None:
+        train, val = fixed
+    else:
+        if uploaded is not None:
+            everything = uploaded
+        elif data == "imdb":
+            everything = imdb("train", limit or 2000, seed)
+        else:
+            everything = read_path(data)
+        train, val = split_off(everything, float(config.get("val_fraction", 0.1)), seed)
+    return (train.head(int(limit)) if limit else train), val
 
 
 def load_spec(spec: str, split: str = "train", text_col: str | None = None,

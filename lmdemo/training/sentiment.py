@@ -37,17 +37,49 @@ RUN_NAME_CHARS = 64  # longest run name (lmdemo.core.registry.RUN_NAME)
 JOBS_REFRESH_S = 2.0  # how often a page redraws the jobs while one is queued or running
 SOUP_MIN_RUNS = 2  # a soup averages at least this many runs
 UNKNOWN_LIMIT = 0.2  # above this share of [UNK] tokens a review is not read well enough to judge
+MAX_TOKENS = 512  # the most tokens `classify` reads of one review (or the model's own limit)
+EXPLAIN_TOKENS = 256  # ... and `explain` (integrated gradients run the model ~33 times)
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One review's label and class probabilities."""
+    """One review's label and class probabilities, and how much of the review the model read."""
 
     label: str  # "negative" or "positive"
     probs: dict  # {"negative": p, "positive": 1 - p}
+    tokens_read: int = 0  # tokens the classifier read ([CLS] and [SEP] included)
+    tokens_total: int = 0  # tokens of the whole review; more than tokens_read when it was cut
+    max_length: int = 0  # the most tokens the classifier reads of one review
+    unknown_share: float = 0.0  # share of the text tokens that are [UNK] (unreadable)
+
+    @property
+    def truncated(self) -> bool:
+        """Only the beginning of the review was read (it is longer than max_length tokens)."""
+        return self.tokens_total > self.tokens_read
+
+    @property
+    def unsure(self) -> bool:
+        """Too much of the review is unknown to the model (a language or emoji it never
+        learned): its label is a guess and must be shown as one."""
+        return self.unknown_share > UNKNOWN_LIMIT
+
+    def warnings(self) -> list[str]:
+        """What a reader of the label must know (English: the CLI and the HTTP API)."""
+        out = []
+        if self.unsure:
+            out.append(f"{self.unknown_share:.0%} of this review's tokens are unknown to the model "
+                       f"([UNK]): the label is a guess, not an answer.")
+        if self.truncated:
+            out.append(f"Only the first {self.tokens_read} of the review's {self.tokens_total} "
+                       f"tokens were read (the model reads at most {self.max_length}); the rest "
+                       "did not count.")
+        return out
 
     def to_json(self) -> dict:
-        return {"label": self.label, "probs": dict(self.probs)}
+        return {"label": self.label, "probs": dict(self.probs), "unsure": self.unsure,
+                "unknown_share": round(self.unknown_share, 4), "tokens_read": self.tokens_read,
+                "tokens_total": self.tokens_total, "max_length": self.max_length,
+                "truncated": self.truncated, "warnings": self.warnings()}
 
 
 @dataclass
@@ -60,13 +92,22 @@ class Explanation:
     prediction: Prediction
     method: str
     completeness_gap: float = 0.0  # |sum(IG) - (f(x) - f(baseline))|, small when steps suffice
-    unknown_share: float = 0.0  # share of the review's tokens that are [UNK] (unreadable)
+
+    @property
+    def unknown_share(self) -> float:
+        """The share of the review's tokens that are [UNK] (unreadable)."""
+        return self.prediction.unknown_share
 
     @property
     def unsure(self) -> bool:
         """Too much of the review is unknown to the model (a language it never learned, say):
         its label is a guess and should be shown as one."""
-        return self.unknown_share > UNKNOWN_LIMIT
+        return self.prediction.unsure
+
+    @property
+    def truncated(self) -> bool:
+        """Only the beginning of the review was read and explained."""
+        return self.prediction.truncated
 
     def columns(self) -> dict:
         """token, attribution and cls_attention: the CSV export."""
@@ -77,7 +118,6 @@ class Explanation:
         return {"tokens": self.tokens, "attribution": [float(x) for x in self.attribution],
                 "cls_attention": [float(x) for x in self.cls_attention],
                 "method": self.method, "completeness_gap": self.completeness_gap,
-                "unknown_share": self.unknown_share,
                 **self.prediction.to_json()}
 
 
@@ -149,28 +189,43 @@ def _check_texts(texts: list[str]) -> list[str]:
     return out
 
 
-def _positive_probs(loaded, texts: list[str], max_length: int = 512,
-                    batch_size: int = 32) -> np.ndarray:
+def _encode(loaded, texts: list[str], max_length: int = MAX_TOKENS, count: bool = True):
+    """(token ids cut at the limit, each review's full token count (with `count`; else []),
+    the limit)."""
+    limit = min(max_length, loaded.max_positions)
+    tok = loaded.tokenizer
+    encoded = tok(texts, truncation=True, max_length=limit)["input_ids"]
+    totals = [len(ids) for ids in tok(texts, return_attention_mask=False)["input_ids"]] \
+        if count else []
+    return encoded, totals, limit
+
+
+def _positive_probs(loaded, encoded: list[list[int]], batch_size: int = 32) -> np.ndarray:
     from lmdemo.training.finetune import predict_encoded
 
-    limit = min(max_length, loaded.max_positions)
-    encoded = loaded.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
     pad_id = loaded.tokenizer.pad_token_id or 0
     return predict_encoded(loaded.model, encoded, pad_id, loaded.device, batch_size)
 
 
-def _prediction(p_pos: float) -> Prediction:
+def _prediction(p_pos: float, ids: list[int] | None = None, total: int = 0, limit: int = 0,
+                tokenizer=None) -> Prediction:
     p_pos = float(p_pos)
-    return Prediction(LABEL_NAMES[int(p_pos >= 0.5)],
-                      {"negative": 1.0 - p_pos, "positive": p_pos})
+    read = len(ids) if ids is not None else 0
+    return Prediction(LABEL_NAMES[int(p_pos >= 0.5)], {"negative": 1.0 - p_pos, "positive": p_pos},
+                      read, max(read, total), limit,
+                      unknown_share(tokenizer, ids) if tokenizer is not None and ids else 0.0)
 
 
 def classify(texts: list[str] | str, model: str = DEFAULT_MODEL,
              allow_path: bool = False) -> list[Prediction]:
-    """Label and probabilities of each review, in input order."""
+    """Label and probabilities of each review, in input order, with how many of its tokens were
+    read (a review longer than the model's limit is cut) and how many are unknown to it."""
     texts = _check_texts(texts)
     loaded = load_classifier(model, allow_path)
-    return [_prediction(p) for p in _positive_probs(loaded, texts)]
+    encoded, totals, limit = _encode(loaded, texts)
+    probs = _positive_probs(loaded, encoded)
+    return [_prediction(p, ids, total, limit, loaded.tokenizer)
+            for p, ids, total in zip(probs, encoded, totals, strict=True)]
 
 
 def evaluate(data: Reviews, model: str = DEFAULT_MODEL, allow_path: bool = False,
@@ -179,7 +234,7 @@ def evaluate(data: Reviews, model: str = DEFAULT_MODEL, allow_path: bool = False
     if len(data) == 0:
         raise UserError("There are no reviews to evaluate on.")
     loaded = load_classifier(model, allow_path)
-    probs = _positive_probs(loaded, data.texts)
+    probs = _positive_probs(loaded, _encode(loaded, data.texts, count=False)[0])
     preds = (probs >= 0.5).astype(int)
     wrong = [{"text": t, "label": LABEL_NAMES[y], "predicted": LABEL_NAMES[p],
               "p_positive": round(float(q), 4)}
@@ -188,8 +243,10 @@ def evaluate(data: Reviews, model: str = DEFAULT_MODEL, allow_path: bool = False
 
 
 def explain(text: str, model: str = DEFAULT_MODEL, method: str = "integrated-gradients",
-            steps: int = 32, allow_path: bool = False, max_tokens: int = 256) -> Explanation:
-    """Per-token attribution of the predicted label and the [CLS] attention of the last layer."""
+            steps: int = 32, allow_path: bool = False,
+            max_tokens: int = EXPLAIN_TOKENS) -> Explanation:
+    """Per-token attribution of the predicted label and the [CLS] attention of the last layer,
+    of the first `max_tokens` tokens of the review (the prediction says how many it has)."""
     import torch
 
     if method not in METHODS:
@@ -199,8 +256,9 @@ def explain(text: str, model: str = DEFAULT_MODEL, method: str = "integrated-gra
     text = _check_texts([text])[0]
     loaded = load_classifier(model, allow_path)
     tok, net, dev = loaded.tokenizer, loaded.model, loaded.device
-    enc = tok(text, truncation=True, max_length=min(max_tokens, loaded.max_positions),
-              return_tensors="pt")
+    limit = min(max_tokens, loaded.max_positions)
+    enc = tok(text, truncation=True, max_length=limit, return_tensors="pt")
+    total = len(tok(text, return_attention_mask=False)["input_ids"])
     ids = enc["input_ids"].to(dev)  # (1, T)
     mask = enc["attention_mask"].to(dev)  # (1, T)
     tokens = tok.convert_ids_to_tokens(ids[0].tolist())
@@ -241,8 +299,8 @@ def explain(text: str, model: str = DEFAULT_MODEL, method: str = "integrated-gra
             gap = float(abs(attr.sum() - (ends[-1] - ends[0])))
     attr_np = attr.cpu().numpy().astype(np.float64)
     return Explanation(tokens, attr_np, cls_att.astype(np.float64),
-                       _prediction(float(probs[1])), method, gap,
-                       unknown_share(tok, ids[0].tolist()))
+                       _prediction(float(probs[1]), ids[0].tolist(), total, limit, tok), method,
+                       gap)
 
 
 def unknown_share(tokenizer, ids: list[int]) -> float:
@@ -279,9 +337,22 @@ def compare_models(text: str, models: list[str]) -> BeforeAfter:
 class BatchPredictions:
     """The predictions for an uploaded file, and how it was read."""
 
-    rows: list[dict]  # one per review: its row in the file, text, label, P(positive)[, true label]
+    rows: list[dict]  # one per review: its row in the file, text, label, P(positive), unsure,
+    #                   tokens read of tokens in all[, true label]
     text_column: str  # the column the reviews were read from
     blank_rows: int  # rows skipped because that column was empty
+    guessed: bool = True  # the column was picked by its name (no column was asked for)
+    max_length: int = 0  # the most tokens of a review the classifier reads
+
+    @property
+    def truncated(self) -> int:
+        """Reviews of which only the beginning was read."""
+        return sum(r["tokens_total"] > r["tokens_read"] for r in self.rows)
+
+    @property
+    def unsure(self) -> int:
+        """Reviews mostly unknown to the model (their label is a guess)."""
+        return sum(bool(r["unsure"]) for r in self.rows)
 
 
 def classify_upload(data: bytes, filename: str, model: str = DEFAULT_MODEL,
@@ -293,6 +364,7 @@ def classify_upload(data: bytes, filename: str, model: str = DEFAULT_MODEL,
 
     frame = _frame(data, filename)
     names = list(frame.columns)
+    guessed = not text_col
     text_col = text_col or guess_column(names, TEXT_COLUMNS) or (names[0] if len(names) == 1
                                                                   else None)
     if not text_col or text_col not in names:
@@ -306,14 +378,16 @@ def classify_upload(data: bytes, filename: str, model: str = DEFAULT_MODEL,
     rows = []
     for i, pred in zip(keep, preds, strict=True):
         row = {"row": i + 1, "text": texts[i], "label": pred.label,
-               "p_positive": round(pred.probs["positive"], 4)}
+               "p_positive": round(pred.probs["positive"], 4), "unsure": pred.unsure,
+               "tokens_read": pred.tokens_read, "tokens_total": pred.tokens_total}
         if label_col:
             try:
                 row["true_label"] = LABEL_NAMES[_label(frame[label_col].iloc[i], i, label_col)]
             except UserError:
                 row["true_label"] = ""
         rows.append(row)
-    return BatchPredictions(rows, str(text_col), len(texts) - len(keep))
+    return BatchPredictions(rows, str(text_col), len(texts) - len(keep), guessed,
+                            preds[0].max_length)
 
 
 def evaluate_split(split: str, model: str = DEFAULT_MODEL) -> Evaluation:
@@ -391,6 +465,31 @@ def new_run_name() -> str:
     return time.strftime("run-%Y%m%d-%H%M%S")
 
 
+def estimate_run(config: dict, data: str, data_jsonl: str | None = None):
+    """How long a run with these settings would take on this server, before it starts
+    (`lmdemo.training.duration.Estimate`; its `seconds` is None when no rate is known yet)."""
+    from lmdemo.core import models
+    from lmdemo.core.device import pick_device
+    from lmdemo.training import duration, jobs, reviews
+    from lmdemo.training.finetune import TrainConfig
+
+    cfg = TrainConfig.from_json(config)
+    uploaded = None
+    if data == "upload":
+        if data_jsonl is None:
+            raise UserError("Upload a data file first.")
+        uploaded = reviews.parse(data_jsonl.encode("utf-8"), "data.jsonl")
+    train, val = reviews.for_run(dict(config, data=data), cfg.seed, uploaded)
+    loaded = models.load(cfg.base, kinds=("encoder",))  # its tokenizer counts the tokens
+    limit = min(int(cfg.max_length), loaded.max_positions)
+    lengths = [len(ids) for ids in loaded.tokenizer(
+        train.texts, truncation=True, max_length=limit, return_attention_mask=False)["input_ids"]]
+    val_lengths = [len(ids) for ids in loaded.tokenizer(
+        val.texts, truncation=True, max_length=limit, return_attention_mask=False)["input_ids"]]
+    return duration.estimate(cfg.base, cfg.method, pick_device(), cfg.epochs, cfg.batch_size,
+                             lengths, val_lengths, jobs.list_runs(refresh=False))
+
+
 def start_run(name: str, config: dict, data: str, data_jsonl: str | None = None,
               token: str | None = None):
     """Queue a fine-tuning run on `data` ("shipped", "rotten-tomatoes", "imdb" or "upload" with
@@ -445,9 +544,11 @@ def jobs_view(chosen: str | None = None) -> JobsView:
     detail = None
     if run is not None:
         s = run.status
+        eta = s.get("eta_s") if run.state == "running" else None
+        if isinstance(eta, (int, float)):  # counted down since the job last wrote its status
+            eta = max(0.0, eta - max(0.0, time.time() - float(s.get("updated") or time.time())))
         detail = RunDetail(
-            run.name, run.state, min(1.0, float(s.get("progress") or 0)), s.get("epoch"),
-            s.get("eta_s") if run.state == "running" else None,
+            run.name, run.state, min(1.0, float(s.get("progress") or 0)), s.get("epoch"), eta,
             str(s.get("error") or "") if run.state in ("failed", "cancelled")
             else "", jobs.metrics(run.name), jobs.log_tail(run.name),
             run.state in ("queued", "running"))

@@ -67,14 +67,81 @@ def test_empty_review_is_an_error_not_an_exception(app):
 
 
 def test_bf16_box_is_unticked_without_a_gpu(tiny_run, monkeypatch):
+    """Without a GPU the bf16 box is unticked and disabled, says why, and a shared link from a
+    GPU server that ticked it (?ft_bf16=true) does not tick it here."""
     import dataclasses
 
     from lmdemo.training import sentiment as svc
 
     real = svc.train_form
     monkeypatch.setattr(svc, "train_form", lambda: dataclasses.replace(real(), cuda=False))
-    box = page(tiny_run, "Fine-tune").checkbox(key="ft_bf16")
+    at = app_test(PAGE, timeout=120)
+    at.query_params.update({"model": tiny_run, "tab": "Fine-tune", "ft_bf16": "true"})
+    box = at.run().checkbox(key="ft_bf16_cpu")
     assert box.disabled and box.value is False
+    assert "CUDA GPU" in box.help and "CPU" in box.help
+
+
+def test_the_duration_is_estimated_before_the_start(tune):
+    """The default form (minilm, LoRA, the shipped reviews) gets an estimate before anything
+    starts, said to be one, with what it is worked out from."""
+    shown = [i.value for i in tune.info if "Estimated duration" in i.value]
+    assert len(shown) == 1, [i.value for i in tune.info]
+    assert "This is an estimate" in shown[0] and "2,158 reviews × 3 epochs" in shown[0]
+    assert "typical for this model" in shown[0]
+    tune.number_input(key="ft_epochs").set_value(1).run()
+    assert any("2,158 reviews × 1 epochs" in i.value for i in tune.info)
+
+
+def test_a_long_review_says_how_much_was_read(tiny_run):
+    at = app_test(PAGE, timeout=120)
+    at.query_params.update({"model": tiny_run, "attr": "gradient-x-input",
+                            "review": "A warm and funny film with a great cast. " * 30})
+    at.run()
+    assert not at.exception and not _errors(at)
+    warning = next(w.value for w in at.warning if "Only the beginning" in w.value)
+    assert "the first 128 of its" in warning and "at most 128" in warning
+    assert any("read 128 of the review's" in c.value for c in at.caption)
+    assert next(m for m in at.metric if m.label == "Label").value in ("negative", "positive")
+
+
+def test_the_tab_is_kept_in_the_url(tiny_run):
+    """?tab= opens that tab (only it computes), in either language, as on the other pages."""
+    for tab, lang in (("Jobs", "en"), ("Evaluate & compare", "zh"), ("Fine-tune", "zh")):
+        at = app_test(PAGE, timeout=120)
+        at.query_params.update({"model": tiny_run, "tab": tab, "lang": lang})
+        at.run()
+        assert not at.exception and not _errors(at), tab
+        assert at.query_params["tab"] == [tab] or at.query_params["tab"] == tab
+        assert not any(m.label in ("Label", "标签") for m in at.metric), tab  # Query not run
+    assert at.button and any(b.label == "开始微调" for b in at.button)
+
+
+def test_the_jobs_tab_shows_no_server_path_or_pid(tiny_run, monkeypatch):
+    """A failed run's error is shown without the server's folders; its log only with the
+    training token when the server has one."""
+    folder = jobs.create_run("broken", {"base": "minilm", "method": "lora"})
+    jobs.update_status(folder, state="failed", pid=4242, error=f"OSError: no space in {folder}")
+    (folder / "log.txt").write_text(f'File "{folder}/x.py"\nboom\n')
+    try:
+        at = app_test(PAGE, timeout=120)
+        at.query_params.update({"model": tiny_run, "tab": "Jobs"})
+        at.session_state["job_run"] = "broken"
+        at.run()
+        assert not at.exception
+        error = next(w.value for w in at.warning if "no space" in w.value)
+        assert str(folder) not in error and "…/broken" in error
+        assert any('File "…/x.py"' in c.value for c in at.code)
+        assert all(str(folder) not in c.value and "4242" not in c.value for c in at.code)
+        monkeypatch.setenv("LMDEMO_TRAIN_TOKEN", "s3cret")
+        at.run()
+        assert not any("boom" in c.value for c in at.code)  # the log needs the token now
+        at.text_input(key="jobs_token").set_value("s3cret").run()
+        assert any("boom" in c.value for c in at.code)
+    finally:
+        import shutil
+
+        shutil.rmtree(folder)
 
 
 def test_bad_learning_rate_starts_nothing(tune):

@@ -20,7 +20,7 @@ import gradio_views
 from lmdemo import api
 from lmdemo.core import models
 from lmdemo.core.errors import UserError
-from tests.helpers import CLS, LM, reference_distribution
+from tests.helpers import CLS, LM, TINY_ID, reference_distribution
 
 
 @pytest.fixture
@@ -445,14 +445,36 @@ def test_classify_view(env):
         want = [float(torch.softmax(ref(**tok(t, return_tensors="pt")).logits[0], -1)[1])
                 for t in texts]  # P(positive) of each review
 
-    fig, rows = gradio_views.classify_view("\n".join(texts), CLS)
+    fig, rows, notes = gradio_views.classify_view("\n".join(texts), CLS)
     assert isinstance(fig, go.Figure)
     assert [r[0] for r in rows] == texts
     assert [r[2] for r in rows] == pytest.approx(want, abs=1e-4)
+    assert [r[3] for r in rows] == ["5 of 5", "5 of 5"]  # [CLS] a good film [SEP]
+    # this tiny classifier's tokenizer turns every word into [UNK]: it can only guess, and says so
+    assert all(r[1] == f"can't tell (guess: {p})" for r, p in zip(
+        rows, ["positive" if w >= 0.5 else "negative" for w in want], strict=True))
+    assert notes.count("unknown to the model") == 2
     preds = api.classify(texts, CLS)
     assert [p["probs"]["positive"] for p in preds] == pytest.approx(want, abs=1e-5)
     assert [p["label"] for p in preds] == ["positive" if w >= 0.5 else "negative" for w in want]
     assert api.classify("a good film", CLS)[0] == preds[0]  # one string is one review
+
+
+def test_unreadable_and_long_reviews_are_flagged_in_the_tab_and_the_api(env):
+    """A review mostly unknown to the classifier (every word is [UNK] to this tiny one's
+    tokenizer) gets "can't tell", not a label, and says why; a review over its 64 positions says
+    how much of it was read. The API's answer carries the same flags and warnings."""
+    unknown, long = "wonderful acting throughout", "a good film " * 40
+    _, rows, notes = gradio_views.classify_view(f"{unknown}\n{long}", CLS)
+    assert rows[0][1].startswith("can't tell (guess: ") and rows[0][3] == "5 of 5"
+    assert rows[1][3] == "64 of 122"
+    review_2 = notes.split("**Review 2:**")[1]
+    assert "**Review 1:**" in notes and "unknown to the model" in notes.split("**Review 2")[0]
+    assert "Only the first 64 of the review's 122 tokens were read" in review_2
+    first, second = api.classify([unknown, long], CLS)
+    assert first["unsure"] is True and first["warnings"] and not first["truncated"]
+    assert second["truncated"] is True and (second["tokens_read"], second["tokens_total"],
+                                            second["max_length"]) == (64, 122, 64)
 
 
 def test_classify_bad_input(env):
@@ -525,6 +547,30 @@ def test_status_view_hides_run_details_without_the_token(env, monkeypatch):
     assert "config" not in gradio_views.status_view("", "wrong")[0]["runs"][0]
 
 
+def test_no_pid_or_server_path_reaches_a_visitor(env, monkeypatch):
+    """On a server without a training token every visitor sees a run's config, log and error,
+    but no process id, and no server path in the error or the log; the run as launched is shown
+    the same way. Only the holder of a server's token sees them as they are."""
+    from lmdemo.training import jobs
+
+    folder = jobs.create_run("leaky", {"base": "minilm"})
+    jobs.update_status(folder, state="failed", progress=0.3, pid=4242, pid_started=1.0,
+                       worker_pid=4343, error=f"OSError: cannot write {folder}/model/x")
+    (folder / "log.txt").write_text(f'Traceback\n  File "{folder}/a.py", line 1\npid: 4242\n')
+    for shown in (gradio_views.status_view("leaky")[0], api.finetune_status("")["runs"][0]):
+        text = str(shown)
+        assert shown["state"] == "failed" and shown["config"]["base"] == "minilm"
+        assert "4242" not in str(shown["status"]) and "4343" not in text
+        assert str(folder) not in text and "…/x" in shown["status"]["error"], text
+    assert str(folder) not in gradio_views.status_view("leaky")[0]["log_tail"]
+    launched = gradio_views.launch_view("new-run", TINY_ID, "lora", 1, 0, 16, 32, 5, "")
+    assert launched["name"] == "new-run" and "pid" not in launched["status"]
+    jobs.cancel("new-run") if jobs.get_run("new-run").state in ("queued", "running") else None
+    monkeypatch.setenv("LMDEMO_TRAIN_TOKEN", "s3cret")
+    assert gradio_views.status_view("leaky", "s3cret")[0]["status"]["pid"] == 4242  # operator
+    assert "pid" not in str(gradio_views.status_view("leaky", "nope")[0])
+
+
 @pytest.mark.parametrize(("headers", "allowed", "ok"), [
     ({}, (), True),
     ({"host": "a.example", "origin": "https://a.example"}, (), True),
@@ -555,3 +601,21 @@ def test_cancel_a_queued_run_needs_the_token(env, monkeypatch):
     assert "only queued or running" in error_of(gradio_views.guarded(api.finetune_cancel),
                                                 "waiting", "s3cret")
     assert "Give the name" in error_of(gradio_views.guarded(api.finetune_cancel), "  ", "")
+
+
+def test_the_fine_tune_tab_estimates_the_duration_before_the_start(env):
+    from lmdemo.training import duration, reviews
+
+    shown = gradio_views.estimate_view("minilm", "lora", 2, 0, 16, 64, 0)
+    est = api.finetune_estimate("minilm", "lora", 2, None, 16, 64)
+    n = len(reviews.shipped("train"))
+    assert est["reviews"] == n and est["epochs"] == 2 and est["rate_source"] == "typical"
+    assert est["seconds"] == pytest.approx(duration.run_seconds(
+        est["train_tokens"], est["steps"], est["val_tokens"], 2,
+        duration.Rates(**est["rates"])))
+    assert shown.startswith("**Estimated duration: about ") and "This is an estimate" in shown
+    assert f"{n:,} reviews × 2 epochs = {2 * est['train_tokens']:,} training tokens" in shown
+    unknown = gradio_views.estimate_view(TINY_ID, "lora", 1, 0, 16, 32, 100)
+    assert unknown.startswith("No duration estimate yet") and "3,200" not in unknown
+    assert "Epochs must be" in error_of(gradio_views.estimate_view, "minilm", "lora", 0, 0, 16,
+                                        64, 0)

@@ -14,6 +14,7 @@ import pytest
 from tests.helpers import CLS, LM, reference_distribution
 
 pytestmark = pytest.mark.slow
+FRIEND = "https://friend.example"  # an origin the operator allows
 
 
 def free_port() -> int:
@@ -32,7 +33,8 @@ def server(tmp_path_factory, tiny_mirror):
     import gradio_app
 
     port = free_port()
-    settings = gradio_app.GradioSettings("127.0.0.1", port, 2, 16)
+    settings = gradio_app.GradioSettings("127.0.0.1", port, 2, 16,
+                                         allowed_origins=(FRIEND,))  # LMDEMO_GRADIO_ORIGINS
     demo = gradio_app.build(settings)
     gradio_app.launch(demo, settings, prevent_thread_lock=True, quiet=True)  # as main() does
     try:
@@ -144,6 +146,7 @@ def test_inside_bad_input_comes_back_as_the_message(client, args, api_name, word
     ("myspace.hf.space", "https://myspace.hf.space", 200),  # a public host, its own page
     ("myspace.hf.space", "https://evil.example", 403),  # ... and another site
     ("myspace.hf.space", "https://myspace.hf.space.evil.example", 403),
+    ("myspace.hf.space", FRIEND, 200),  # an allowed origin
 ])
 def test_cross_origin_calls_are_refused(server, host, origin, status):
     """A POST to /gradio_api/call/<name> from another site's page is refused (403) before any
@@ -164,15 +167,35 @@ def test_cross_origin_calls_are_refused(server, host, origin, status):
         assert "event_id" in r.json()
 
 
-def test_a_preflight_from_another_site_leads_nowhere(server):
-    """Gradio itself answers a public host's preflight for any origin; the request that follows
-    is still refused."""
+@pytest.mark.parametrize(("host", "origin", "allowed"), [
+    ("myspace.hf.space", "https://evil.example", False),  # Gradio itself would allow this one
+    ("myspace.hf.space", "null", False),
+    (None, "https://evil.example", False),
+    ("myspace.hf.space", "https://myspace.hf.space", True),  # the app's own page
+    ("myspace.hf.space", FRIEND, True),  # an origin the operator allows
+    (None, "same", True),
+])
+def test_a_cross_site_preflight_is_refused_too(server, host, origin, allowed):
+    """A browser asks first (OPTIONS with Access-Control-Request-Method) before a cross-site POST.
+    Gradio's CORS layer answers that preflight itself, for any origin under a public host name;
+    the guard now stands in front of it: a foreign origin gets 403 and no Access-Control-Allow-
+    Origin, while the app's own page and allowed origins get their allow headers."""
     import httpx
 
-    headers = {"Host": "myspace.hf.space", "Origin": "https://evil.example"}
-    pre = httpx.options(f"{server}/gradio_api/call/finetune_launch",
-                        headers=dict(headers, **{"Access-Control-Request-Method": "POST"}))
-    assert pre.status_code in (200, 400, 403)
-    r = httpx.post(f"{server}/gradio_api/call/finetune_launch", json={"data": ["x"]},
-                   headers=headers)
-    assert r.status_code == 403
+    headers = {"Origin": server if origin == "same" else origin,
+               "Access-Control-Request-Method": "POST",
+               "Access-Control-Request-Headers": "content-type"}
+    if host:
+        headers["Host"] = host
+    pre = httpx.options(f"{server}/gradio_api/call/finetune_launch", headers=headers, timeout=30)
+    if allowed:
+        assert pre.status_code == 200, pre.text
+        assert pre.headers["access-control-allow-origin"] == headers["Origin"]
+    else:
+        assert pre.status_code == 403, (pre.status_code, dict(pre.headers))
+        assert "access-control-allow-origin" not in pre.headers
+        assert "Cross-origin requests are refused" in pre.text
+        post = httpx.post(f"{server}/gradio_api/call/finetune_launch", json={"data": ["x"]},
+                          headers={k: v for k, v in headers.items() if k in ("Host", "Origin")},
+                          timeout=30)
+        assert post.status_code == 403

@@ -78,6 +78,13 @@ def test_job_runs_in_its_own_process_and_becomes_a_model(tiny_env):
     assert done.state == "done", jobs.log_tail("ok")
     assert "run:ok" in [s.id for s in registry.run_specs()]
     assert any(m["event"] == "epoch" for m in jobs.metrics("ok"))
+    # the job's log (which the Jobs tab shows) names no process and no server folder, and
+    # carries no library notices (lmdemo.core.quiet)
+    log = (jobs.run_dir("ok") / "log.txt").read_text()
+    assert "state: done" in log and "best_val_accuracy" in log
+    for private in (str(tiny_env), str(done.status["pid"]), str(done.status["worker_pid"]),
+                    "pid", "folder:", "Warning", "LOAD REPORT", "huggingface/tokenizers"):
+        assert private not in log, (private, log)
 
 
 def test_queue_cancel_and_killed_job(tiny_env, monkeypatch):
@@ -204,3 +211,42 @@ def test_status_updates_never_lose_each_others_fields(tiny_env):
     jobs.update_status(folder, state="cancelled")
     assert jobs.update_status(folder, state="running")["state"] == "cancelled"
     assert jobs.update_status(folder, True, state="failed", error="x").get("error") is None
+
+
+def test_known_library_noise_is_filtered_and_nothing_else(monkeypatch):
+    """lmdemo.core.quiet drops the notices every run triggers (library FutureWarnings, the
+    tokenizers fork warning, transformers' load report) and lets errors and other warnings
+    through."""
+    import logging
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    from lmdemo.core import quiet
+
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet.install()
+        quiet.install()  # twice: no second filter
+        for module, category in (("transformers.modeling_utils", FutureWarning),
+                                 ("gradio.queueing", DeprecationWarning),
+                                 ("lmdemo.training.finetune", FutureWarning),
+                                 ("transformers.modeling_utils", UserWarning)):
+            warnings.warn_explicit(f"{module} says", category, "x.py", 1, module=module)
+    assert [str(w.message) for w in caught] == ["lmdemo.training.finetune says",
+                                                "transformers.modeling_utils says"]
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false"  # set before any fork
+    handlers = hf_logging.get_logger().handlers
+    assert handlers and all(sum(isinstance(f, quiet.NoiseFilter) for f in h.filters) == 1
+                            for h in handlers)
+
+    def passes(message, level=logging.WARNING):
+        record = logging.LogRecord("transformers.modeling_utils", level, "x.py", 1, message,
+                                   None, None)
+        return all(f.filter(record) for h in handlers for f in h.filters)
+
+    assert not passes("Some weights of BertForSequenceClassification were not initialized from "
+                      "the model checkpoint at /srv/x and are newly initialized")
+    assert not passes("BertForSequenceClassification LOAD REPORT from: /srv/models/minilm")
+    assert passes("CUDA out of memory", logging.ERROR) and passes("Could not load the adapter")

@@ -135,3 +135,97 @@ def test_batch_upload_says_which_column_and_keeps_row_numbers(tiny_run):
     assert [r["row"] for r in res.rows] == [1, 4]
     assert [r["text"] for r in res.rows] == ["A wonderful film.", "Dreadful."]
     assert [r["true_label"] for r in res.rows] == ["positive", "negative"]
+
+
+LONG_REVIEW = "A warm and funny film with a cast that clearly loved making it. " * 30
+
+
+def test_a_long_review_says_how_much_of_it_was_read(tiny_run):
+    """The tiny classifier reads at most 128 tokens: a longer review is cut, and says so in the
+    prediction, its JSON (the CLI's and the API's answer) and the explanation."""
+    long, short = sentiment.classify([LONG_REVIEW, "A lovely film."], tiny_run)
+    assert long.max_length == 128 and long.tokens_read == 128 and long.tokens_total > 300
+    assert long.truncated and not long.unsure
+    data = long.to_json()
+    assert data["truncated"] is True and data["tokens_read"] == 128
+    assert data["tokens_total"] == long.tokens_total
+    assert any(f"first 128 of the review's {long.tokens_total} tokens" in w
+               for w in data["warnings"])
+    assert short.tokens_read == short.tokens_total == 6 and not short.truncated  # [CLS] … [SEP]
+    assert short.to_json()["warnings"] == []
+    ex = sentiment.explain(LONG_REVIEW, tiny_run, method="gradient-x-input")
+    assert len(ex.tokens) == ex.prediction.tokens_read == 128 and ex.truncated
+
+
+@pytest.mark.parametrize("text", ["这部电影真好看，演员的表演非常精彩。", "😍😍😍🎬🍿👍"])
+def test_unreadable_text_is_flagged_everywhere(tiny_run, text, capsys):
+    """Chinese and emoji are mostly [UNK] to MiniLM's vocabulary: the prediction is marked unsure
+    with a warning — in the service, the HTTP API's answer and `classify --json`."""
+    import json
+
+    from lmdemo import api
+    from lmdemo.cli import main
+
+    pred = sentiment.classify([text], tiny_run)[0]
+    assert pred.unknown_share > sentiment.UNKNOWN_LIMIT and pred.unsure
+    assert api.classify(text, tiny_run)[0]["unsure"] is True
+    assert main(["classify", "--model", tiny_run, "--text", text, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["unsure"] is True and "unknown to the model" in out["warnings"][0]
+    english = sentiment.classify(["A lovely film."], tiny_run)[0]
+    assert english.unknown_share == 0 and not english.unsure
+
+
+def test_the_duration_is_estimated_before_a_run(tiny_run):
+    """Before any run of a base the estimate says it has no rate; a finished run of that base and
+    method (the module's tiny run) gives this server's own rates."""
+    from lmdemo.training import duration, jobs
+
+    config = {"base": helpers.TINY_ID, "method": "lora", "epochs": 2, "batch_size": 16,
+              "learning_rate": 1e-3, "max_length": 32}
+    est = sentiment.estimate_run(config, "shipped")
+    shipped = reviews.shipped("train")
+    assert est.seconds is None and est.source == "" and est.reviews == len(shipped)
+    assert est.steps == -(-len(shipped) // 16) and len(shipped) < est.train_tokens <= 32 * len(
+        shipped)
+    full = sentiment.estimate_run(dict(config, method="full"), "shipped")
+    status = jobs.get_run("tiny").status
+    assert full.source == "run:tiny" and full.rates.tokens_per_s == status["train_tokens_per_s"]
+    assert full.seconds == pytest.approx(duration.run_seconds(
+        full.train_tokens, full.steps, full.val_tokens, 2, full.rates))
+    with pytest.raises(UserError, match="Upload"):
+        sentiment.estimate_run(config, "upload")
+
+
+def test_sentiment_charts_speak_the_readers_language():
+    """Chart words (axes, legends, class names, the HTML legend) follow set_language; the data
+    stays as it is. Set in a thread, as a Streamlit script run sets it."""
+    import threading
+
+    from lmdemo.plots import common
+    from lmdemo.plots import sentiment as plots
+
+    out = {}
+
+    def draw(lang):
+        common.set_language(lang)
+        probs = plots.probs_figure({"negative": 0.25, "positive": 0.75})
+        curves = plots.curves_figure([{"event": "step", "step": 1, "loss": 0.7},
+                                      {"event": "epoch", "step": 1, "train_loss": 0.7,
+                                       "val_accuracy": 0.5}])
+        out[lang] = (list(probs.data[0].y), probs.layout.xaxis.title.text,
+                     [t.name for t in curves.data], curves.layout.xaxis.title.text,
+                     plots.attribution_html(["[CLS]", "good", "[SEP]"], [0, 1, 0]),
+                     list(plots.confusion_figure([[1, 2], [3, 4]]).data[0].x))
+
+    for lang in ("zh", "en"):
+        thread = threading.Thread(target=draw, args=(lang,))
+        thread.start()
+        thread.join()
+    zh, en = out["zh"], out["en"]
+    assert zh[0] == ["负面", "正面"] and en[0] == ["negative", "positive"]
+    assert (zh[1], zh[3]) == ("概率", "步数") and (en[1], en[3]) == ("probability", "step")
+    assert zh[2] == ["训练损失", "每轮平均损失", "验证准确率"]
+    assert "偏向正面" in zh[4] and "towards positive" in en[4] and "good" in zh[4]
+    assert zh[5] == ["预测为负面", "预测为正面"] and en[5] == ["predicted negative",
+                                                             "predicted positive"]
