@@ -45,6 +45,7 @@ def page(title: str, intro_key: str | None = None, text_file: str | None = None)
         st.html(PRESENTER_CSS)
         st.button(common("leave-presenter"), key="leave_present", type="primary",
                   icon=":material/close_fullscreen:", on_click=_set_presenter, args=(False,))
+    importlib.import_module("pages.deck").sidebar()  # the talk deck: pages/deck.py
     st.title(title)
     if text_file and intro_key:
         st.markdown(prose(text_file, intro_key))
@@ -459,20 +460,35 @@ def text_input(key: str, examples: Sequence[str], label: str | None = None, heig
                max_chars: int | None = None, container=None) -> str:
     """A text box with example texts to pick; the text is kept in the URL. It takes as many
     characters as the services accept (LMDEMO_MAX_TEXT_CHARS), so a long paste is never dropped
-    silently: a text the services cannot take gets their message."""
+    silently: a text the services cannot take gets their message. Pages share box names, so each
+    page keeps its own text in the session: a switch through the navigation opens a page on its
+    last text (else its first example), never on an empty box or another page's text."""
     from lmdemo.core.config import settings
 
     max_chars = max_chars or settings().max_text_chars
     where = container or st
-    if key not in st.session_state and key not in st.query_params:
-        st.session_state[key] = examples[0] if examples else ""
+    here, kept = _page_id(), st.session_state.setdefault("_texts", {})  # {(page, key): text}
+    if st.session_state.get(f"_{key}_page") != here:  # this page's first run in the session
+        st.session_state[f"_{key}_page"] = here  # (pages share box names: "text")
+        if key not in st.query_params:
+            st.session_state[key] = kept.get((here, key), examples[0] if examples else "")
     if examples:
         pick = where.selectbox(common("label-examples"), ["—"] + list(examples),
                                key=f"{key}_example", help=common("help-examples"))
         if pick != "—" and st.session_state.get(f"{key}_last_example") != pick:
             st.session_state[f"{key}_last_example"] = pick
             st.session_state[key] = pick
-    return where.text_area(label or common("label-text"), key=key, height=height, max_chars=max_chars, **URL)
+    kept[(here, key)] = where.text_area(label or common("label-text"), key=key, height=height,
+                                        max_chars=max_chars, **URL)
+    return kept[(here, key)]
+
+
+def _page_id() -> str:
+    """The page this script run draws (its script hash in the navigation)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.page_script_hash if ctx else ""
 
 
 def warm_up(model_id: str, preview: Callable[[], None] | None = None) -> None:
@@ -543,13 +559,27 @@ def csv_download(data, name: str, key: str | None = None) -> None:
 
 
 def lazy_tabs(panels: dict[str, Callable[[], None]]) -> None:
-    """Tabs whose panels run only when open (the open tab is kept in the URL); each panel runs
-    inside `guard`, so one failing view never takes the others down."""
+    """Tabs whose panels run only when open (the open tab is kept in the URL). The open tab's panel
+    runs as a fragment (`st.fragment`): a click on a widget inside it reruns that panel alone, not
+    the page, so a panel computes what it shows itself (from widgets and session state), never
+    from a value the page computed before the tabs — that value is not recomputed by the click.
+    Each panel runs inside `guard`, so one failing view never takes the others down."""
     tabs = st.tabs(list(panels), key="tab", on_change="rerun", **URL)
     for tab, (name, panel) in zip(tabs, panels.items(), strict=True):
         if tab.open is not False:
-            with tab, guard(common("the-view", name=name)):
-                panel()
+            with tab:
+                _panel(name, panel)
+
+
+@st.fragment
+def _panel(name: str, panel: Callable[[], None]) -> None:
+    """One tab's panel, rerun alone when a widget inside it changes. A fragment rerun may run in a
+    fresh thread, so the language of chart words is set again first."""
+    from lmdemo.plots.common import set_language
+
+    set_language(lang())
+    with guard(common("the-view", name=name)):
+        panel()
 
 
 def tokens_view(tokenizer, ids: Sequence[int], caption: str = "") -> None:
