@@ -259,7 +259,9 @@ def _run_view(run: dict, token: str | None, log_tail: str | None = None) -> dict
     status = without_private(run.get("status") or {})
     if "error" in status:
         status["error"] = public_message(status["error"])
-    shown = dict(run, status=status, **extra)
+    config = {k: public_message(v) if isinstance(v, str) else v
+              for k, v in (run.get("config") or {}).items()}  # a CLI run's data file path
+    shown = dict(run, status=status, config=config, **extra)
     if "log_tail" in shown:
         shown["log_tail"] = public_message(shown["log_tail"])
     return shown
@@ -269,8 +271,8 @@ def finetune_status(name: str = "", token: str = "") -> dict:
     """One run's status, config and metrics — or, with no name, every run, newest first. When
     the server has a training token, config, log tail, error text, pid and paths are shown only
     with that token; without it, name, state, progress and the metrics (training curves). On a
-    server without a token, everything but process ids, with server paths cut from the log and
-    the error."""
+    server without a token, everything but process ids, with server paths cut from the config,
+    the log and the error."""
     from lmdemo.training import jobs
 
     name = "" if name is None else validate.text(name, "run name", MAX_MODEL_CHARS,

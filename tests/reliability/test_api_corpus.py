@@ -7,6 +7,8 @@ paths kept out of messages, and formula cells neutralised in CSV exports.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lmdemo import api
@@ -168,8 +170,9 @@ def test_run_details_need_the_training_token(env, monkeypatch):
     jobs.update_status(folder, state="failed", progress=0.5, pid=4242,
                        error=f"boom in {folder}/model")
     (folder / "log.txt").write_text("a log line\n")
-    full = api.finetune_status("secret-run")  # no token on this server: everything
-    assert full["config"]["data"] == "/srv/data/x.csv" and "log_tail" in full
+    full = api.finetune_status("secret-run")  # no token on this server: all but pids and paths
+    assert full["config"]["data"] == "…/x.csv" and full["config"]["base"] == "minilm"
+    assert "log_tail" in full and "/srv" not in json.dumps(full) and "4242" not in json.dumps(full)
     monkeypatch.setenv("LMDEMO_TRAIN_TOKEN", "s3cret")
     for shown in (api.finetune_status("secret-run"), api.finetune_status("secret-run", "no"),
                   api.finetune_status("")["runs"][0]):
