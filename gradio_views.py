@@ -121,11 +121,10 @@ def positional_view(kind: str, length: float, d_model: float, metric: str):
     pe = pos.encoding(kind, length, d_model)  # (length, d_model)
     sim = pos.similarity(pe, metric)  # (length, length)
     stats = pos.diagonal_stats(sim)
-    shown_pe, _ = pos.thin(pe)
-    shown_sim, _ = pos.thin(sim)
-    return (plots.heatmap(shown_pe, f"{kind} encoding, {length} positions × {d_model}"),
-            plots.heatmap(shown_sim, f"{metric} similarity between positions", "position",
-                          "position", zmid=None, colorscale="Viridis"),
+    return (plots.heatmap_chart(pe, "encoding", f"{kind} encoding, {length} positions × "
+                                f"{d_model}").fig,
+            plots.heatmap_chart(sim, "similarity", f"{metric} similarity between positions",
+                                "position", "position", zmid=None, colorscale="Viridis").fig,
             plots.diagonal_chart(stats.offsets, stats.mean, stats.spread,
                                  "Similarity by distance"),
             f"Largest spread along a diagonal: {stats.max_spread:.3g} (0 means the similarity "

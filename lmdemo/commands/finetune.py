@@ -25,8 +25,8 @@ def register(sub) -> None:
     p = sub.add_parser("finetune", help="fine-tune a sentiment classifier (full or LoRA)")
     p.add_argument("--base", default="minilm", help="encoder to fine-tune (default minilm)")
     p.add_argument("--data", default="shipped",
-                   help="'shipped', 'rotten-tomatoes', 'imdb' or a CSV/TSV/JSONL file with text "
-                   "and label columns")
+                   help="'shipped', 'rotten-tomatoes', 'rotten-tomatoes+shipped', 'imdb' or a "
+                   "CSV/TSV/JSONL file with text and label columns")
     p.add_argument("--text-column", help="name of the text column (default: guessed)")
     p.add_argument("--label-column", help="name of the label column (default: guessed)")
     p.add_argument("--out", help="new folder for the run (config, metrics, status, model/)")

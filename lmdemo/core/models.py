@@ -243,8 +243,14 @@ def _check_kind(loaded: Loaded, kinds: tuple[str, ...] | None) -> Loaded:
 
 
 def quiet_transformers() -> None:
-    """No per-load progress bars or load reports on the console (the CLI prints JSON there)."""
+    """No per-load progress bars or load reports on the console (the CLI prints JSON there), and
+    the known library noise filtered (`lmdemo.core.quiet`) in every process that loads a model:
+    the Streamlit server, the Gradio server, the command line, a training job."""
     from transformers.utils import logging as hf_logging
+
+    from lmdemo.core import quiet
+
+    quiet.install()
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

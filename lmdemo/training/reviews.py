@@ -28,8 +28,9 @@ RT_ID = "rotten-tomatoes"  # the data asset in lmdemo.core.assets
 RT_SEED = 2005  # the by-movie split (Pang & Lee's year); changing it changes every RT figure
 RT_FRACTIONS = (("train", 0.8), ("validation", 0.1), ("test", 0.1))  # of the movies
 RT_LABELS = {"fresh": 1, "rotten": 0}  # "plot" rows (summaries, not opinions) are dropped
-NAMED = ("shipped", "imdb", RT_ID)  # data named on the command line / in a run's config
-SPLIT_SETS = ("shipped", RT_ID)  # named sets that come with their own train/validation splits
+MIX_ID = "rotten-tomatoes+shipped"  # RT's train split plus the shipped train split; RT validation
+NAMED = ("shipped", "imdb", RT_ID, MIX_ID)  # data named on the command line / in a run's config
+SPLIT_SETS = ("shipped", RT_ID, MIX_ID)  # named sets that come with their own train/validation splits
 TEXT_COLUMNS = ("text", "review", "sentence", "content", "body")  # guessed when none is given
 LABEL_COLUMNS = ("label", "sentiment", "labels", "target", "polarity")
 _LABEL_WORDS = {"0": 0, "1": 1, "negative": 0, "positive": 1, "neg": 0, "pos": 1,
@@ -285,7 +286,21 @@ def fixed_splits(name: str) -> tuple[Reviews, Reviews] | None:
         return shipped("train"), shipped("validation")
     if name == RT_ID:
         return rotten_tomatoes("train"), rotten_tomatoes("validation")
+    if name == MIX_ID:
+        return mixed("train"), rotten_tomatoes("validation")
     return None
+
+
+def mixed(split: str = "train") -> Reviews:
+    """Rotten Tomatoes' split and the shipped set's split of the same name, interleaved in a fixed
+    shuffled order (seed RT_SEED); its validation and test are Rotten Tomatoes' alone, so figures
+    stay comparable with models trained on Rotten Tomatoes only."""
+    if split != "train":
+        return rotten_tomatoes(split)
+    rt, own = rotten_tomatoes("train"), shipped("train")
+    pairs = list(zip(rt.texts + own.texts, rt.labels + own.labels, strict=True))
+    random.Random(RT_SEED).shuffle(pairs)
+    return Reviews([t for t, _ in pairs], [y for _, y in pairs], "rotten tomatoes + shipped (train)")
 
 
 def split_off(reviews: Reviews, fraction: float = 0.1, seed: int = 0) -> tuple[Reviews, Reviews]:
@@ -341,6 +356,8 @@ def load_spec(spec: str, split: str = "train", text_col: str | None = None,
         data = shipped(split)
     elif spec == RT_ID:
         data = rotten_tomatoes(split)
+    elif spec == MIX_ID:
+        data = mixed(split)
     elif spec == "imdb":
         data = imdb(validate.choice(split, "The IMDB split", IMDB_SPLITS), limit, seed)
     else:

@@ -414,7 +414,7 @@ def token_required() -> bool:
 class TrainForm:
     """What the fine-tuning form offers on this server."""
 
-    sources: list[str]  # "shipped", "upload" and, when they can be loaded, "rotten-tomatoes", "imdb"
+    sources: list[str]  # "shipped", "upload" and, when they can be loaded, the Rotten Tomatoes sets, "imdb"
     bases: list[str]  # embedded encoders to fine-tune
     hub: bool  # another encoder can be named by its hub id
     cuda: bool  # bf16 mixed precision can be asked for
@@ -427,9 +427,9 @@ def train_form() -> TrainForm:
     from lmdemo.core.hub import dataset_available, hub_reachable
     from lmdemo.core.registry import specs_of_kind
     from lmdemo.training.finetune import hardware
-    from lmdemo.training.reviews import IMDB_ID, RT_ID
+    from lmdemo.training.reviews import IMDB_ID, MIX_ID, RT_ID
 
-    sources = ["shipped", "upload"] + ([RT_ID] if is_fetched(RT_ID) else []) + (
+    sources = ["shipped", "upload"] + ([RT_ID, MIX_ID] if is_fetched(RT_ID) else []) + (
         ["imdb"] if dataset_available(IMDB_ID) else [])
     return TrainForm(sources, [s.id for s in specs_of_kind("encoder")], hub_reachable(),
                      hardware().cuda, token_required())

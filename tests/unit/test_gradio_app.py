@@ -170,6 +170,9 @@ def test_positional_view_and_json():
     assert "spread" in text
     data = api.positional("sine-only", 4, 6)
     assert len(data["encoding"]) == 4 and len(data["encoding"][0]) == 6
+    enc, sim, _, _ = gradio_views.positional_view("sinusoidal", 2048, 256, "cosine")
+    for fig in (enc, sim):  # thinned for drawing, but the axes carry the real positions
+        assert len(fig.data[0].z) < 2048 and fig.data[0].y[-1] > 2000, fig.data[0].y[-1]
 
 
 def test_positional_bad_input():

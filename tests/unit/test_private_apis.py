@@ -81,3 +81,36 @@ def test_torch_fused_kernels_supported_devices():
     p.grad = torch.ones(3)
     torch.optim.AdamW([p], lr=0.1, fused=True).step()  # the kernel it promises exists on CPU
     assert torch.all(p < 1)
+
+
+def test_starlette_builds_the_middleware_stack_from_user_middleware():
+    """Used by gradio_app.py (`_guard_first`): at startup SameOriginOnly is moved to the front of
+    `app.user_middleware` and `app.middleware_stack` is set to None, so Starlette rebuilds the
+    stack in that order on the next request (in front of Gradio's CORS layer, which would
+    otherwise answer a foreign preflight). If this fails, find how the running Starlette builds
+    its middleware stack and update `_guard_first`, or pin starlette."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.testclient import TestClient
+
+    order = []
+
+    def tagging(name):
+        class Tag:
+            def __init__(self, app):
+                self.app = app
+
+            async def __call__(self, scope, receive, send):
+                order.append(name)
+                await self.app(scope, receive, send)
+        return Tag
+
+    app = Starlette(middleware=[Middleware(tagging("a")), Middleware(tagging("b"))])
+    assert isinstance(app.user_middleware, list) and app.middleware_stack is None
+    TestClient(app).get("/")
+    assert order == ["a", "b"]
+    app.user_middleware[:] = app.user_middleware[::-1]
+    app.middleware_stack = None
+    order.clear()
+    TestClient(app).get("/")
+    assert order == ["b", "a"]

@@ -117,6 +117,19 @@ def test_fetch_keeps_the_verified_file_and_the_loader_cleans_and_splits_by_movie
         reviews.rotten_tomatoes("dev")
 
 
+def test_the_mixed_set_adds_the_shipped_train_split_and_keeps_rotten_tomatoes_validation(fake_rt):
+    wa.fetch(reviews.RT_ID)
+    rt_train, own = reviews.rotten_tomatoes("train"), reviews.shipped("train")
+    train, val = reviews.fixed_splits(reviews.MIX_ID)
+    assert len(train) == len(rt_train) + len(own)
+    assert sorted(zip(train.texts, train.labels, strict=True)) == sorted(
+        zip(rt_train.texts + own.texts, rt_train.labels + own.labels, strict=True))
+    assert train.texts != rt_train.texts + own.texts  # interleaved, not appended
+    assert train.texts == reviews.mixed("train").texts  # in a fixed order
+    assert val.texts == reviews.rotten_tomatoes("validation").texts
+    assert reviews.load_spec(reviews.MIX_ID, "test").texts == reviews.rotten_tomatoes("test").texts
+
+
 def test_a_wrong_member_hash_is_refused(fake_rt, monkeypatch):
     monkeypatch.setitem(wa.ASSETS, reviews.RT_ID,
                         dataclasses.replace(fake_rt, member_sha256="1" * 64))
@@ -139,13 +152,15 @@ def test_the_training_form_offers_it_once_fetched(fake_rt, monkeypatch):
     from lmdemo.training.sentiment import train_form
 
     assert reviews.RT_ID not in train_form().sources
+    assert reviews.MIX_ID not in train_form().sources
     wa.fetch(reviews.RT_ID)
-    assert reviews.RT_ID in train_form().sources
+    assert {reviews.RT_ID, reviews.MIX_ID} <= set(train_form().sources)
 
 
 def test_the_page_has_a_label_for_it():
     text = (Path(__file__).resolve().parents[2] / "pages/text/en/sentiment.md").read_text()
     assert "<!-- data-rotten-tomatoes -->" in text
+    assert f"<!-- data-{reviews.MIX_ID} -->" in text
 
 
 # ------------------------------------------------------------------ the real file, when fetched
