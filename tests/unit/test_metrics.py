@@ -49,3 +49,18 @@ def test_wilson_intervals_match_scipy_and_the_bootstrap_brackets_the_estimate():
     assert out["accuracy"]["wilson_low"] == pytest.approx(0.7372, abs=1e-4)
     assert intervals(m) == out  # seeded
     assert "wilson_low" not in out["f1"]
+
+
+def test_the_evaluate_command_reports_intervals_around_its_figures(capsys):
+    import json
+
+    from lmdemo import cli
+
+    assert cli.main(["evaluate", "--data", "shipped", "--split", "validation", "--limit", "40",
+                     "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == 40
+    for name in ("accuracy", "precision", "recall", "f1"):
+        ci = out["intervals"][name]
+        assert ci["bootstrap_low"] <= out[name] <= ci["bootstrap_high"]
+    assert out["intervals"]["accuracy"]["wilson_low"] < out["accuracy"]
