@@ -1,4 +1,5 @@
-"""Attention, from one head's weights to the recomputed multi-head layer; words in text/en/."""
+"""Attention, from one head's weights (guessed first if asked: pages/reveal.py) to the recomputed
+multi-head layer; words in text/<lang>/. Each panel reads the text's attention itself (cached)."""
 
 from functools import partial
 
@@ -6,7 +7,7 @@ import streamlit as st
 
 from lmdemo.lab import attention as svc
 from lmdemo.plots import attention as plots
-from pages import ui
+from pages import reveal, ui
 
 TEXT = "attention"
 tx = partial(ui.prose, TEXT)  # one section of the page's text, its {{placeholders}} filled
@@ -27,13 +28,6 @@ def preview() -> None:
         ui.chart(*plots.heatmap_chart(v, title, "attention-preview", export=False), key="preview")
 
 
-def pick(widget, key: str, default: int, size: int, **kwargs) -> int:
-    """An index widget bound to the URL, its value (URL values included) kept in range first."""
-    raw = st.session_state.get(key, st.query_params.get(key, default))
-    st.session_state[key] = svc.clamp_index(raw, default, size)
-    return widget(tx(key), list(range(size)), key=key, **kwargs, **ui.URL)
-
-
 def shown(txt: str, word: str = "") -> tuple[svc.AttentionView, str]:
     """The chosen view of `txt` (special tokens hidden if asked, the row of `word`), its title."""
     v = svc.view_of(get_attention(model_id, txt), view, layer, head, hide, renorm, word)
@@ -42,15 +36,21 @@ def shown(txt: str, word: str = "") -> tuple[svc.AttentionView, str]:
 
 def heatmap_tab():
     say("heatmap")
+    v, title = shown(text)
+    if reveal.attention(TEXT, v, get_attention(model_id, text).causal, title, tx("word")):
+        return  # the audience is guessing: no heatmap yet
     ui.formula(TEXT, f"formula_{view}")
-    ui.chart(*plots.heatmap_chart(*shown(text)), key="heatmap")
+    ui.chart(*plots.heatmap_chart(v, title), key="heatmap")
 
 
 def grid_tab():
-    say("grid")  # a click on a thumbnail selects its layer and head (before the sliders are drawn)
+    say("grid")  # a click on a thumbnail selects its layer and head: the whole page follows
+    res = get_attention(model_id, text)
     ui.chart(plots.grid_figure(svc.grid_of(res, hide, renorm), (layer, head)),
              "attention-all-heads", key="grid", selection_mode="points", on_select=lambda:
              st.session_state.update(plots.grid_click(st.session_state.grid, res.n_heads)))
+    if (st.session_state.get("layer"), st.session_state.get("head")) != (layer, head):
+        st.rerun(scope="app")  # the sidebar's sliders are outside this panel
     st.caption(tx("grid_selected", layer=layer, head=head))
 
 
@@ -63,8 +63,9 @@ def lines_tab():
 
 def steps(intro: str) -> svc.StepResult:  # the chosen head recomputed for the query token picked
     say(intro)
-    query = pick(st.selectbox, "query", svc.default_query(res.tokens, tx("word")),
-                 len(res.tokens), format_func=lambda i: f"{i}: {res.tokens[i]}")
+    res = get_attention(model_id, text)
+    query = reveal.pick_index(st.selectbox, tx("query"), "query", svc.default_query(
+        res.tokens, tx("word")), len(res.tokens), format_func=lambda i: f"{i}: {res.tokens[i]}")
     return get_steps(model_id, text, layer, head, query)
 
 
@@ -108,16 +109,14 @@ def check(diffs: dict[str, float], ok: bool, what: str) -> None:
     for col, (key, diff) in zip(st.columns(len(diffs)), diffs.items(), strict=True):
         col.metric(tx(f"diff_{key}"), f"{diff:.1e}")
     verdict = tx(f"{what}_ok" if ok else f"{what}_off", diff=f"{max(diffs.values()):.1e}")
-    if ok:
-        st.success(verdict, icon=":material/check_circle:")
-    else:
-        st.warning(verdict, icon=":material/warning:")
+    show, icon = (st.success, "check_circle") if ok else (st.warning, "warning")
+    show(verdict, icon=f":material/{icon}:")
 
 
 def compare_tab():
     say("compare")
+    word = st.text_input(tx("follow"), tx("word"), key="word", **ui.URL).strip()  # above the charts
     cols = st.columns(2)  # each: its sentence, its heatmap, where the followed word looks
-    word = st.text_input(tx("follow"), tx("word"), key="word", **ui.URL).strip()  # below them
     for col, name, example in zip(cols, "AB", EXAMPLES[:2], strict=True):
         txt = col.text_input(tx("sentence", name=name), example, key=f"text_{name.lower()}",
                              **ui.URL)
@@ -133,11 +132,11 @@ def compare_tab():
 with ui.guard(tx("guard_attention")):  # the panels above need the text's attention first
     ui.warm_up(model_id, preview)
     res = get_attention(model_id, text)
-    if res.message:
-        st.info(res.message, icon=":material/content_cut:")
+    ui.note(res.message)
     first_layer, first_head = svc.featured_head(model_id)
-    layer = pick(st.sidebar.select_slider, "layer", first_layer, res.n_layers)
-    head = pick(st.sidebar.select_slider, "head", first_head, res.n_heads)
+    layer = reveal.pick_index(st.sidebar.select_slider, tx("layer"), "layer", first_layer,
+                              res.n_layers)
+    head = reveal.pick_index(st.sidebar.select_slider, tx("head"), "head", first_head, res.n_heads)
     view = st.sidebar.radio(tx("view"), svc.VIEWS, format_func=lambda v: tx(f"view_{v}"),
                             key="view", **ui.URL)
     hide = st.sidebar.toggle(tx("hide"), key="hide", help=tx("hide_help"), **ui.URL)

@@ -5,7 +5,9 @@ embedding's effect on the scores (Llama/SmolLM2), which query heads share a key/
 (grouped-query attention), and each head's share of the multi-head output. Arrays in, plotly
 figures (or an HTML string, or table rows) out; no torch. The `*_chart(result)` builders take the
 attention service's dataclasses (`AttentionView`, `StepResult`) and return a `Chart`: the figure,
-its export name and its CSV rows, which is all a page panel draws.
+its export name and its CSV rows, which is all a page panel draws. `reveal_chart` draws one
+query's row with the audience's guessed keys marked (predict, then reveal). Every chart word comes
+from WORDS in the reader's language.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from lmdemo.plots.common import word
+
 if TYPE_CHECKING:
     from lmdemo.lab.attention import AttentionView, StepResult
 
@@ -26,6 +30,43 @@ GRID_TILE = 24  # thumbnails are at most this many cells a side (longer texts ar
 GRID_MARKERS = 1  # the trace index of grid_figure's clickable markers (0 is the mosaic)
 COMPARE_HEIGHT = 480  # pixels of each heatmap when two sentences stand side by side
 ZW = "\u200b"  # zero-width space: makes repeated tokens distinct axis categories
+GUESS_COLOR = "#e66101"  # the audience's guessed keys
+TOP_COLOR = "#1a9850"  # the key the query attends to most
+
+WORDS = {
+    "en": {
+        "weight": "weight", "query": "query", "key": "key", "key-axis": "key (attended to)",
+        "query-axis": "query (attending)", "layer": "layer", "head": "head",
+        "click": "click to select",
+        "score-title": "score = q·kⱼ / √d_k (masked keys left out)",
+        "softmax-title": "softmax weight (bars) and the model's weight (dots)",
+        "score": "score", "softmax": "softmax (recomputed)", "recomputed": "recomputed",
+        "model-attention": "model's attention", "model": "model",
+        "query-token": "query token: {token}",
+        "rope-title": "score with RoPE (bars) and without it (dots)",
+        "angle-title": "angle position·θᵢ of each pair, in turns", "with-rope": "with RoPE",
+        "without-rope": "without RoPE", "pair": "pair", "turns": "turns",
+        "pair-axis": "pair i (of q/k coordinates i and i + d_k/2)",
+        "contrib-title": "each head's share: ‖headₕ · W^O_h‖ for the query token",
+        "norm": "norm", "guess": "guess #{rank}", "top": "attends most",
+    },
+    "zh": {
+        "weight": "权重", "query": "查询", "key": "键", "key-axis": "键（被关注的词元）",
+        "query-axis": "查询（发出关注的词元）", "layer": "层", "head": "头",
+        "click": "点击选中",
+        "score-title": "分数 = q·kⱼ / √d_k（被遮盖的键不画）",
+        "softmax-title": "softmax 权重（柱）与模型自己的权重（点）",
+        "score": "分数", "softmax": "softmax（重新计算）", "recomputed": "重新计算",
+        "model-attention": "模型的注意力", "model": "模型",
+        "query-token": "查询词元：{token}",
+        "rope-title": "加 RoPE 的分数（柱）与不加的分数（点）",
+        "angle-title": "每一对坐标转过的角度 位置·θᵢ（单位：圈）", "with-rope": "加 RoPE",
+        "without-rope": "不加 RoPE", "pair": "第几对", "turns": "圈",
+        "pair-axis": "第 i 对（q/k 的第 i 与第 i + d_k/2 个坐标）",
+        "contrib-title": "每个头的贡献：查询词元的 ‖headₕ · W^O_h‖",
+        "norm": "范数", "guess": "猜测 · 第 {rank} 名", "top": "关注最多",
+    },
+}
 
 
 class Chart(NamedTuple):
@@ -56,15 +97,16 @@ def head_heatmap(tokens: list[str], mat: np.ndarray, title: str = "",
     z = np.asarray(mat, dtype=np.float32)  # (T_q, T_k); plotly sends it as 4-byte binary
     fig = go.Figure(go.Heatmap(
         z=z, x=labels_k, y=labels_q, colorscale=COLORSCALE, zmin=0,
-        colorbar={"title": {"text": "weight"}, "thickness": 12},
-        hovertemplate="query <b>%{y}</b> → key <b>%{x}</b><br>weight %{z:.4f}<extra></extra>"))
+        colorbar={"title": {"text": word(WORDS, "weight")}, "thickness": 12},
+        hovertemplate=f"{word(WORDS, 'query')} <b>%{{y}}</b> → {word(WORDS, 'key')} <b>%{{x}}</b>"
+                      f"<br>{word(WORDS, 'weight')} %{{z:.4f}}<extra></extra>"))
     fig.update_layout(
         title={"text": title, "font": {"size": 14}},
         height=height or int(min(900, max(360, 140 + 22 * t))),
         margin={"l": 10, "r": 10, "t": 40 if title else 20, "b": 10},
-        xaxis={"side": "bottom", "tickangle": -60, "title": "key (attended to)",
+        xaxis={"side": "bottom", "tickangle": -60, "title": word(WORDS, "key-axis"),
                "type": "category"},
-        yaxis={"autorange": "reversed", "title": "query (attending)", "type": "category"})
+        yaxis={"autorange": "reversed", "title": word(WORDS, "query-axis"), "type": "category"})
     return fig
 
 
@@ -110,8 +152,9 @@ def grid_figure(att: np.ndarray, selected: tuple[int, int] | None = None,
         marker={"size": 28 if max(n_rows, n_cols) <= 12 else 18, "color": "rgba(0,0,0,0)",
                 "symbol": "square"},
         customdata=np.stack([ls.ravel(), hs.ravel()], axis=1),
-        hovertemplate="layer %{customdata[0]}, head %{customdata[1]}<br>click to select"
-                      "<extra></extra>", showlegend=False))
+        hovertemplate=f"{word(WORDS, 'layer')} %{{customdata[0]}}, {word(WORDS, 'head')} "
+                      f"%{{customdata[1]}}<br>{word(WORDS, 'click')}<extra></extra>",
+        showlegend=False))
     if selected is not None:
         layer, head = selected
         r, c = (head, layer) if across else (layer, head)
@@ -193,8 +236,8 @@ def line_view_html(tokens: list[str], mat: np.ndarray, min_weight: float = 0.01,
     return (f'<div style="overflow-x:auto;font-family:sans-serif"><style>{css}</style>'
             f'<svg class="lv" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
             f'xmlns="http://www.w3.org/2000/svg"><text x="{left_x}" y="16" text-anchor="end" '
-            f'font-weight="bold">query</text><text x="{right_x}" y="16" font-weight="bold">key'
-            f'</text>{"".join(parts)}</svg></div>')
+            f'font-weight="bold">{word(WORDS, "query")}</text><text x="{right_x}" y="16" '
+            f'font-weight="bold">{word(WORDS, "key")}</text>{"".join(parts)}</svg></div>')
 
 
 def step_figure(tokens: list[str], scores: np.ndarray, weights: np.ndarray,
@@ -204,21 +247,25 @@ def step_figure(tokens: list[str], scores: np.ndarray, weights: np.ndarray,
     scores = np.asarray(scores, dtype=np.float64)
     finite = np.isfinite(scores)
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("score = q·kⱼ / √d_k (masked keys left out)",
-                                        "softmax weight (bars) and the model's weight (dots)"))
+                        subplot_titles=(word(WORDS, "score-title"),
+                                        word(WORDS, "softmax-title")))
     fig.add_trace(go.Bar(x=[lb for lb, f in zip(labels, finite, strict=True) if f],
-                         y=np.round(scores[finite], DIGITS), name="score",
+                         y=np.round(scores[finite], DIGITS), name=word(WORDS, "score"),
                          marker_color="#7f7f7f",
-                         hovertemplate="%{x}: %{y:.4f}<extra>score</extra>"), row=1, col=1)
-    fig.add_trace(go.Bar(x=labels, y=np.round(weights, DIGITS), name="softmax (recomputed)",
+                         hovertemplate=f"%{{x}}: %{{y:.4f}}<extra>{word(WORDS, 'score')}</extra>"),
+                  row=1, col=1)
+    fig.add_trace(go.Bar(x=labels, y=np.round(weights, DIGITS), name=word(WORDS, "softmax"),
                          marker_color="#1f77b4",
-                         hovertemplate="%{x}: %{y:.4f}<extra>recomputed</extra>"), row=2, col=1)
+                         hovertemplate=f"%{{x}}: %{{y:.4f}}<extra>{word(WORDS, 'recomputed')}"
+                                       "</extra>"), row=2, col=1)
     fig.add_trace(go.Scatter(x=labels, y=np.round(model_weights, DIGITS), mode="markers",
-                             name="model's attention", marker={"color": "#d62728", "size": 8},
-                             hovertemplate="%{x}: %{y:.4f}<extra>model</extra>"), row=2, col=1)
+                             name=word(WORDS, "model-attention"),
+                             marker={"color": "#d62728", "size": 8},
+                             hovertemplate=f"%{{x}}: %{{y:.4f}}<extra>{word(WORDS, 'model')}"
+                                           "</extra>"), row=2, col=1)
     fig.update_layout(height=460, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       legend={"orientation": "h", "y": -0.25}, bargap=0.15,
-                      title=f"query token: {tokens[query]}")
+                      title=word(WORDS, "query-token", token=tokens[query]))
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels)
     return fig
 
@@ -233,26 +280,28 @@ def rope_figure(tokens: list[str], scores: np.ndarray, scores_without_rope: np.n
     keep = np.isfinite(scores)
     shown = [lb for lb, k in zip(labels, keep, strict=True) if k]
     fig = make_subplots(rows=2, cols=1, vertical_spacing=0.16, row_heights=[0.5, 0.5],
-                        subplot_titles=("score with RoPE (bars) and without it (dots)",
-                                        "angle position·θᵢ of each pair, in turns"))
-    fig.add_trace(go.Bar(x=shown, y=np.round(scores[keep], DIGITS), name="with RoPE",
+                        subplot_titles=(word(WORDS, "rope-title"), word(WORDS, "angle-title")))
+    with_rope, without = word(WORDS, "with-rope"), word(WORDS, "without-rope")
+    fig.add_trace(go.Bar(x=shown, y=np.round(scores[keep], DIGITS), name=with_rope,
                          marker_color="#1f77b4",
-                         hovertemplate="%{x}: %{y:.4f}<extra>with RoPE</extra>"), row=1, col=1)
+                         hovertemplate=f"%{{x}}: %{{y:.4f}}<extra>{with_rope}</extra>"),
+                  row=1, col=1)
     fig.add_trace(go.Scatter(x=shown, y=np.round(raw[keep], DIGITS), mode="markers",
-                             name="without RoPE", marker={"color": "#ff7f0e", "size": 8},
-                             hovertemplate="%{x}: %{y:.4f}<extra>without RoPE</extra>"),
+                             name=without, marker={"color": "#ff7f0e", "size": 8},
+                             hovertemplate=f"%{{x}}: %{{y:.4f}}<extra>{without}</extra>"),
                   row=1, col=1)
     turns = np.asarray(angles, dtype=np.float64) / (2 * np.pi)  # (T, d_k/2)
     fig.add_trace(go.Heatmap(z=np.round(np.mod(turns, 1.0), DIGITS).astype(np.float32),
                              y=labels, colorscale="Twilight", zmin=0, zmax=1, showscale=False,
                              customdata=np.round(turns, 2),
-                             hovertemplate="%{y}, pair %{x}: %{customdata} turns"
+                             hovertemplate=f"%{{y}}, {word(WORDS, 'pair')} %{{x}}: "
+                                           f"%{{customdata}} {word(WORDS, 'turns')}"
                                            "<extra></extra>"), row=2, col=1)
     fig.update_layout(height=640, margin={"l": 10, "r": 10, "t": 50, "b": 10},
                       legend={"orientation": "h", "y": 1.08}, bargap=0.15,
-                      title=f"query token: {tokens[query]}")
+                      title=word(WORDS, "query-token", token=tokens[query]))
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=shown, row=1, col=1)
-    fig.update_xaxes(title="pair i (of q/k coordinates i and i + d_k/2)", row=2, col=1)
+    fig.update_xaxes(title=word(WORDS, "pair-axis"), row=2, col=1)
     fig.update_yaxes(autorange="reversed", type="category", row=2, col=1)
     return fig
 
@@ -315,8 +364,7 @@ def head_contrib_figure(contrib: np.ndarray, selected: int) -> go.Figure:
                            marker_color=colors,
                            hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
     fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10},
-                      title="each head's share: ‖headₕ · W^O_h‖ for the query token",
-                      yaxis_title="norm")
+                      title=word(WORDS, "contrib-title"), yaxis_title=word(WORDS, "norm"))
     return fig
 
 
@@ -331,7 +379,33 @@ def row_bars(tokens: list[str], row: np.ndarray, title: str) -> go.Figure:
     fig = go.Figure(go.Bar(x=labels, y=np.round(row, DIGITS), marker_color="#1f77b4",
                            hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
     fig.update_layout(height=280, margin={"l": 10, "r": 10, "t": 40, "b": 10}, title=title,
-                      yaxis={"range": [0, 1], "title": "weight"})
+                      yaxis={"range": [0, 1], "title": word(WORDS, "weight")})
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels)
+    return fig
+
+
+def guess_bars(tokens: list[str], row: np.ndarray, guessed: dict[int, int], top: int,
+               title: str) -> go.Figure:
+    """One query's weights over the keys as bars, the audience's guesses ({key index: rank})
+    coloured and labelled with their rank, and the key attended to most (`top`) labelled."""
+    labels = unique_labels(tokens)
+    row = np.round(np.asarray(row, dtype=np.float64), DIGITS)
+    colours = [GUESS_COLOR if k in guessed else TOP_COLOR if k == top else "#1f77b4"
+               for k in range(len(labels))]
+    fig = go.Figure(go.Bar(x=labels, y=row, marker_color=colours,
+                           hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
+    notes = {k: word(WORDS, "guess", rank=r) for k, r in guessed.items() if 0 <= k < len(labels)}
+    if 0 <= top < len(labels):
+        notes[top] = " · ".join(x for x in (word(WORDS, "top"), notes.get(top, "")) if x)
+    for k, note in notes.items():
+        colour = GUESS_COLOR if k in guessed else TOP_COLOR
+        fig.add_annotation(x=labels[k], y=float(row[k]), text=html.escape(note), showarrow=True,
+                           arrowhead=2, arrowcolor=colour, ax=0, ay=-34,
+                           font={"color": colour, "size": 17}, bgcolor="rgba(255,255,255,.85)")
+    fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 50, "b": 10}, title=title,
+                      yaxis={"range": [0, min(1.0, float(row.max(initial=0)) * 1.3 or 1.0)],
+                             "title": word(WORDS, "weight")},
+                      xaxis={"title": word(WORDS, "key-axis")})
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=labels)
     return fig
 
@@ -412,3 +486,12 @@ def _row_name(s: StepResult) -> str:
 def shape_table(s: StepResult) -> list[dict]:
     """The tensor shapes of the layer's multi-head attention."""
     return shape_rows(len(s.tokens), s.d_model, s.n_heads, s.n_kv_heads, s.d_k, s.w_o_shape)
+
+
+def reveal_chart(v: AttentionView, query: int, guessed: dict[int, int], top: int,
+                 title: str) -> Chart:
+    """Query `query`'s row of a view with the guessed keys ({key index: rank}) and the key it
+    attends to most marked, and its (key, weight) rows."""
+    row = v.matrix[query]
+    return Chart(guess_bars(v.tokens, row, guessed, top, title),
+                 f"attention-guesses-L{v.layer}-H{v.head}-q{query}", row_frame(v.tokens, row))

@@ -163,3 +163,106 @@ def test_every_word_of_the_page_comes_from_its_text_file():
     assert at.radio(key="view").label == ui.prose("attention", "view")
     assert [t.label for t in at.tabs] == [ui.prose("attention", f"tab_{k}") for k in (
         "heatmap", "grid", "lines", "step", "multihead", "compare")]
+
+
+# ----------------------------------------------------------------------------- predict, then reveal
+
+def _weights_row(model: str, text: str, layer: int, head: int, query: int):
+    """The query's attention row computed here, independently of the page."""
+    from lmdemo.lab.attention import attention
+
+    res = attention(model, text)
+    return res.tokens, res.attentions[layer, head, query]
+
+
+def _markdown(at) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_hidden_head_shows_no_heatmap_until_revealed():
+    at = run(quiz="true", layer="3", head="1")
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.get("plotly_chart"), "the heatmap is hidden"
+    assert at.selectbox(key="guess_query").value == 10  # "it" in the default sentence
+    assert at.pills(key="guess_keys").options[:3] == ["[CLS]", "the", "animal"]
+    assert "Which token does “it” attend to most?" in [s.value for s in at.subheader]
+    assert at.button(key="reveal_show") and any("hidden" in i.value for i in at.info)
+
+
+def test_reveal_marks_the_guessed_keys_with_their_rank_and_weight():
+    import numpy as np
+
+    at = run(quiz="true", layer="3", head="1")
+    tokens, row = _weights_row("minilm", at.text_area(key="text").value, 3, 1, 10)
+    order = [int(k) for k in np.argsort(-row, kind="stable")]
+    guessed = [order[0], order[2], order[-1]]  # the answer, a near miss, the least attended key
+    at.pills(key="guess_keys").set_value(guessed).run()
+    assert not at.get("plotly_chart")
+    at.button(key="reveal_show").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = _markdown(at)
+    assert f"“it” attends most to **{tokens[order[0]]}** (weight {row[order[0]]:.2f})" in text
+    for key in guessed:
+        rank = order.index(key) + 1
+        line = next(x for x in text.splitlines() if x.startswith(f"- **{tokens[key]}**"))
+        assert f"rank {rank}, weight {row[key]:.2f}" in line, line
+        assert line.endswith("right!") == (rank == 1), line
+    import json
+
+    charts = at.get("plotly_chart")
+    bars = json.loads(charts[0].proto.spec)  # the row first, the heatmap under it
+    notes = {a["x"].replace("\u200b", ""): a["text"] for a in bars["layout"]["annotations"]}
+    assert notes[tokens[order[0]]] == "attends most · guess #1"
+    assert notes[tokens[order[2]]] == "guess #3"
+    assert len(charts) == 2 and at.button(key="reveal_hide")
+
+
+def test_another_head_hides_the_answer_again():
+    at = run(quiz="true")
+    at.pills(key="guess_keys").set_value([2]).run()
+    at.button(key="reveal_show").click().run()
+    assert at.get("plotly_chart")
+    reveal = at.query_params["reveal"]
+    assert run(quiz="true", guess_keys="animal", reveal=reveal[0] if isinstance(reveal, list)
+               else reveal).get("plotly_chart"), "the same round from a link is revealed"
+    at.select_slider(key="head").set_value(2).run()
+    assert not at.get("plotly_chart") and at.button(key="reveal_show")
+
+
+def test_a_causal_query_can_only_guess_earlier_tokens(tmp_path, monkeypatch):
+    from lmdemo.core.models import clear_cache
+
+    save_tiny_gpt2(tmp_path / "tiny-gpt", n_positions=32)
+    monkeypatch.setattr("lmdemo.core.registry.LM_DIR", tmp_path)
+    clear_cache()
+    try:
+        at = run(model="tiny-gpt", text="abcdefgh", quiz="true", guess_query="3")
+        assert not at.exception, [e.value for e in at.exception]
+        assert at.pills(key="guess_keys").options == ["a", "b", "c", "d"]
+    finally:
+        clear_cache()
+
+
+def test_reveal_reads_in_chinese():
+    """A revealed round opened from its link in Chinese, in presenter mode (AppTest cannot click
+    in Chinese: it formats the sidebar's radio with the English words)."""
+    text = "The animal didn't cross the street because it was too tired"
+    en = run(quiz="true", text=text)
+    en.pills(key="guess_keys").set_value([2]).run()
+    en.button(key="reveal_show").click().run()
+    reveal = en.query_params["reveal"]
+    at = run(quiz="true", text=text, guess_query="10", guess_keys="animal", lang="zh",
+             present="true", reveal=reveal[0] if isinstance(reveal, list) else reveal)
+    assert not at.exception and not at.error, [e.value for e in (*at.exception, *at.error)]
+    assert at.toggle(key="quiz").label == "隐藏答案：先让观众猜"
+    assert "“it”最关注的是" in _markdown(at)
+    import json
+
+    layout = json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+    assert layout["yaxis"]["title"]["text"] == "权重"
+
+
+def test_follow_the_word_is_above_the_two_sentences():
+    at = run(tab="Two sentences")
+    inputs = [w.key for w in at.main.get("text_input")]
+    assert inputs[:3] == ["word", "text_a", "text_b"], inputs

@@ -226,3 +226,145 @@ def test_the_prompt_box_takes_as_much_as_the_services_do(zoo):
 
     at = run()
     assert at.text_area(key="text").max_chars == settings().max_text_chars  # no silent 5,000 cut
+
+
+# ----------------------------------------------------------------------------- predict, then reveal
+
+def _plain(tok: str) -> bool:
+    """A token the guess box reads as itself: no letters (no case forms), no spaces."""
+    return tok.strip() == tok and tok.lower() == tok.upper() and tok.isprintable() and tok != ""
+
+
+def _expected(model: str, text: str) -> tuple[list, int]:
+    """The next-token distribution computed here, independently of the page: the top 50 tokens
+    (raw probability, most likely first) and the vocabulary size."""
+    from lmdemo.lab.next_token import LIMITS, next_token
+
+    res = next_token(model, text, show=LIMITS.max_show)
+    return res.entries, res.vocab_size
+
+
+def _markdown(at) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def _link(at) -> dict:
+    """The page's link: its query (?reveal= is set by the page) and the guesses box, which the
+    browser writes into the URL (AppTest has no browser to do it)."""
+    query = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    return {**query, "guesses": at.text_input(key="guesses").value}
+
+
+def _reveal_round(zoo_text: str = "the cat"):
+    """A session on tiny-gpt with the answer hidden and three guesses typed: the most likely
+    plain token, a plain token on the chart's second half, and one far below the chart."""
+    entries, vocab = _expected("tiny-gpt", zoo_text)
+    plain = [(rank, e) for rank, e in enumerate(entries, start=1) if _plain(e.token)]
+    on_chart = [p for p in plain if p[0] <= 12]
+    off_chart = [p for p in plain if p[0] > 12]
+    assert len(on_chart) >= 2 and off_chart, "the random zoo model has plain tokens to guess"
+    picked = [on_chart[0], on_chart[-1], off_chart[-1]]
+    at = run({"text": zoo_text, "quiz": "true"})
+    at.text_input(key="guesses").set_value(", ".join(e.token for _, e in picked)).run()
+    return at, picked, vocab
+
+
+def test_hidden_answer_shows_no_chart_and_no_token_buttons(zoo):
+    at = run({"quiz": "true"})
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.toggle(key="quiz").value is True
+    assert not at.get("plotly_chart"), "the distribution is hidden"
+    assert not [b for b in at.button if (b.key or "").startswith("tok_")]
+    assert not at.metric  # the entropy would hint at the answer
+    assert at.button(key="reveal_show").label == "Reveal"
+    assert any("answer is hidden" in i.value for i in at.info)
+
+
+def test_reveal_marks_each_guess_with_its_rank_and_probability(zoo):
+    at, picked, vocab = _reveal_round()
+    assert not at.exception and not at.get("plotly_chart")  # typed, still hidden
+    preview = _markdown(at)
+    assert all(f"`{e.token}`" in preview for _, e in picked)  # each guess's token, no numbers
+    assert "rank" not in preview
+    at.button(key="reveal_show").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params["reveal"]
+    text = _markdown(at)
+    for rank, e in picked:
+        line = next(x for x in text.splitlines() if f"`{e.token}`" in x and "rank" in x)
+        assert f"rank {rank:,} of {vocab:,}" in line, line
+        assert f"p = {e.prob:.2%}" in line, line
+        assert ("not in the top 12" in line) == (rank > 12), line
+        assert ("first choice" in line) == (rank == 1), line
+    fig = at.get("plotly_chart")[0].proto.spec
+    import json
+
+    notes = [a["text"] for a in json.loads(fig)["layout"]["annotations"]]
+    on_chart = [(rank, e) for rank, e in picked if rank <= 12]
+    assert sorted(n for n in notes if ": #" in n) == sorted(
+        f"{e.token}: #{rank}" for rank, e in on_chart), notes
+    far_rank, far = picked[-1]
+    assert any("not in the top 12" in n and f"{far.token} (#{far_rank:,}" in n for n in notes)
+    assert at.button(key="tok_0")  # the token buttons are back
+    assert at.button(key="reveal_hide").label == "Hide again"
+
+
+def test_a_saved_link_replays_the_revealed_round(zoo):
+    at, picked, _ = _reveal_round()
+    at.button(key="reveal_show").click().run()
+    query = _link(at)
+    assert {"quiz", "guesses", "reveal"} <= set(query), query
+    again = run(query)  # a fresh session from the link
+    assert not again.exception
+    assert again.text_input(key="guesses").value == at.text_input(key="guesses").value
+    assert again.get("plotly_chart") and again.button(key="reveal_hide")
+    assert _markdown(again) == _markdown(at)
+
+
+def test_a_step_starts_a_new_round(zoo):
+    at, _, _ = _reveal_round()
+    at.button(key="reveal_show").click().run()
+    at.button(key="greedy").click().run()
+    assert not at.exception
+    assert at.text_input(key="guesses").value == ""  # last round's guesses cleared
+    assert not at.get("plotly_chart") and at.button(key="reveal_show")  # hidden again
+    at.button(key="reveal_show").click().run()
+    at.button(key="reveal_hide").click().run()
+    assert not at.get("plotly_chart") and "reveal" not in at.query_params
+
+
+def test_reveal_reads_in_chinese_and_in_presenter_mode(zoo):
+    at, picked, vocab = _reveal_round()
+    at.button(key="reveal_show").click().run()
+    query = _link(at)
+    zh = run({**query, "lang": "zh", "present": "true"})
+    assert not zh.exception and not zh.error, [e.value for e in (*zh.exception, *zh.error)]
+    assert zh.toggle(key="quiz").label == "隐藏答案：先让观众猜"
+    rank, e = picked[0]
+    assert f"在 {vocab:,} 个词元中排第 {rank}" in _markdown(zh)
+    import json
+
+    layout = json.loads(zh.get("plotly_chart")[0].proto.spec)["layout"]
+    assert layout["yaxis"]["title"]["text"] == "概率"
+    assert any(f"{e.token}：第 {rank} 名" == a["text"] for a in layout["annotations"])
+
+
+def test_token_buttons_say_the_raw_probability_on_hover(zoo):
+    at = run({"temp": "0"})
+    entries, _ = _expected("tiny-gpt", at.text_area(key="text").value)
+    second = at.button(key="tok_1")
+    assert second.label.endswith(" 0.0%")
+    assert f"raw probability was {entries[1].prob:.1%}" in second.help
+
+
+def test_smollm2_guesses_paris():
+    from tests.unit.test_smollm2 import require_smollm2
+
+    require_smollm2()
+    at = run({"text": "The capital of France is", "quiz": "true"}, timeout=300)
+    at.text_input(key="guesses").set_value("paris, London, banana").run()
+    at.button(key="reveal_show").click().run()
+    assert not at.exception and not at.error
+    lines = [x for x in _markdown(at).splitlines() if "rank" in x]
+    assert "`␣Paris`" in lines[0] and "rank 1 of" in lines[0] and "first choice" in lines[0]
+    assert "`␣London`" in lines[1] and "`␣banana`" in lines[2]
