@@ -92,7 +92,7 @@ def _embedded() -> list[ModelSpec]:
         ModelSpec("tiny-rnn", "recurrent-lm", "embedded", "tiny-rnn (vanilla tanh RNN, trained here)",
                   "recurrent", str(LM_DIR / "tiny-rnn"), causal=True),
         ModelSpec("sentiment-minilm", "classifier", "embedded",
-                  "sentiment-minilm (MiniLM fine-tuned on the shipped reviews)",
+                  "sentiment-minilm (MiniLM fine-tuned on Rotten Tomatoes critic snippets)",
                   "hf-classifier", str(ASSETS / "sentiment-minilm"), attentions=True,
                   learned_positions=True, base="minilm"),
     ]
