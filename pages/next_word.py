@@ -44,6 +44,7 @@ def clicked_bar(key: str, ids: list[int]) -> None:
 
 def next_token_tab() -> None:
     gen = current()
+    ui.note(gen.message)  # here, so a step that fills the context says so at once
     dist = gen.distribution(sampling, top=shown)
     title = tx("chart-title", model=model_id, tail=gen.text()[-40:] or tx("start-of-text"))
     quiz = reveal.next_word(T, gen, sampling, dist, title)
@@ -141,7 +142,7 @@ def scoring_tab() -> None:
     ui.formula(T, "formula-scoring")
 
 
-ui.note(ui.computed(None, current, spinner=tx("reading", model=model_id)).message)
+ui.computed(None, current, spinner=tx("reading", model=model_id))  # the first read, with a spinner
 if not text.strip():
     st.info(tx("empty-prompt"), icon=":material/info:")
 ui.lazy_tabs({"Next token": next_token_tab, "Surprisal": surprisal_tab, "Tokens": tokens_tab,

@@ -545,6 +545,8 @@ def presenter_figure(fig):
     for trace in f.data:  # heatmaps and contours carry their own colour bar
         if "colorbar" in trace:
             trace.colorbar.update(bar)
+    for note in f.layout.annotations:  # notes on a chart (guesses, subplot titles) grow too
+        note.font.size = max(note.font.size or 12, size["legend"])
     return f
 
 

@@ -52,3 +52,17 @@ def test_the_language_switch_changes_the_page_and_the_url():
     assert "看懂" in at.title[0].value
     at.selectbox(key="lang_pick").set_value("en").run()
     assert "lang" not in at.query_params and "see how" in at.title[0].value
+
+
+def test_presenter_figures_grow_their_notes_but_never_shrink_them():
+    import plotly.graph_objects as go
+
+    from pages import ui
+
+    fig = go.Figure(go.Bar(x=[1], y=[1]))
+    fig.add_annotation(text="Paris: #1", x=1, y=1)
+    fig.add_annotation(text="big", x=1, y=1, font={"size": 30})
+    shown = ui.presenter_figure(fig)
+    assert [a.font.size for a in shown.layout.annotations] == [ui.PRESENTER_FIG["legend"], 30]
+    assert fig.layout.annotations[0].font.size is None  # the page's own figure is untouched
+    assert shown.layout.xaxis.tickfont.size == ui.PRESENTER_FIG["tick"] >= 20
