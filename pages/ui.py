@@ -148,7 +148,7 @@ def lang_query() -> dict[str, str]:
 @functools.lru_cache(maxsize=64)
 def _sections(lang: str, text_file: str) -> dict[str, str]:
     raw = (TEXT_DIR / lang / f"{text_file}.md").read_text(encoding="utf-8")
-    parts = re.split(r"<!--\s*([\w-]+)\s*-->", raw)
+    parts = re.split(r"<!--\s*([\w+-]+)\s*-->", raw)  # keys: letters, digits, _ - +
     return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
 
 
