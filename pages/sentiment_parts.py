@@ -213,7 +213,11 @@ def soup() -> None:
         st.caption(t("soup"))
         chosen = st.multiselect(t("label-soup-runs"), svc.soup_candidates(), key="soup_runs")
         name, token = st.text_input(t("label-soup-name"), key="soup_name"), token_box("soup_token")
+        if made := st.session_state.pop("_soup_made", None):
+            st.success(t("soup-ready", name=made))
         if st.button(t("button-soup"), disabled=len(chosen) < svc.SOUP_MIN_RUNS
                      or not name.strip()):
             with ui.guard(t("guard-soup")):
-                st.success(t("soup-ready", name=svc.make_soup(chosen, name, token)))
+                st.session_state["_soup_made"] = svc.make_soup(chosen, name, token)
+            if "_soup_made" in st.session_state:  # the whole page: the picker lists the new model
+                st.rerun(scope="app")

@@ -208,6 +208,7 @@ def test_soup_of_two_runs_from_the_page(tiny_run):
     assert not at.exception and not _errors(at), _errors(at)
     assert any("soup-xy" in s.value for s in at.success)
     assert jobs.get_run("soup-xy").state == "done"
+    assert "run:soup-xy" in at.selectbox(key="model").options  # the page reran: the picker knows it
     next(b for b in at.button if b.label == "Make the soup").click().run()  # same name again
     assert not at.exception and any("already exists" in e for e in _errors(at))
 
