@@ -69,6 +69,11 @@ def start_server(env_extra: dict | None = None):
 def server():
     proc, base, _ = start_server()
     yield base
+    stop_server(proc)
+
+
+def stop_server(proc) -> None:
+    """Stop a server started for a test: terminate, then kill after 10 s."""
     proc.terminate()
     try:
         proc.wait(timeout=10)

@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from tests.browser.conftest import ROOT, _free_port, shot, wait_for_app
+from tests.browser.conftest import ROOT, _free_port, shot, stop_server, wait_for_app
 
 pytestmark = pytest.mark.browser
 EXCEPTION = '[data-testid="stException"]'
@@ -65,11 +65,7 @@ def counter_app(tmp_path_factory):
         except OSError:
             time.sleep(0.2)
     yield base
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop_server(proc)
 
 
 def _text(page, pattern: str) -> str:

@@ -3,13 +3,12 @@ cannot reach the package index, a clear message while every page keeps working o
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from urllib.parse import quote
 
 import pytest
 
-from tests.browser.conftest import shot, start_server, wait_for_app
+from tests.browser.conftest import shot, start_server, stop_server, wait_for_app
 from tests.unit.test_smollm2 import require_smollm2
 
 pytestmark = pytest.mark.browser
@@ -49,8 +48,4 @@ def test_without_the_package_index_the_page_says_so_and_runs_on_tiny_gpt(browser
         assert page.get_by_role("button", name="Try the download again").count() == 1
     finally:
         page.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
