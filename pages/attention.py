@@ -64,7 +64,7 @@ def lines_tab():
 def steps(intro: str) -> svc.StepResult:  # the chosen head recomputed for the query token picked
     say(intro)
     res = get_attention(model_id, text)
-    query = reveal.pick_index(st.selectbox, tx("query"), "query", svc.default_query(
+    query = ui.pick_index(st.selectbox, tx("query"), "query", svc.default_query(
         res.tokens, tx("word")), len(res.tokens), format_func=lambda i: f"{i}: {res.tokens[i]}")
     return get_steps(model_id, text, layer, head, query)
 
@@ -134,9 +134,9 @@ with ui.guard(tx("guard_attention")):  # the panels above need the text's attent
     res = get_attention(model_id, text)
     ui.note(res.message)
     first_layer, first_head = svc.featured_head(model_id)
-    layer = reveal.pick_index(st.sidebar.select_slider, tx("layer"), "layer", first_layer,
+    layer = ui.pick_index(st.sidebar.select_slider, tx("layer"), "layer", first_layer,
                               res.n_layers)
-    head = reveal.pick_index(st.sidebar.select_slider, tx("head"), "head", first_head, res.n_heads)
+    head = ui.pick_index(st.sidebar.select_slider, tx("head"), "head", first_head, res.n_heads)
     view = st.sidebar.radio(tx("view"), svc.VIEWS, format_func=lambda v: tx(f"view_{v}"),
                             key="view", **ui.URL)
     hide = st.sidebar.toggle(tx("hide"), key="hide", help=tx("hide_help"), **ui.URL)

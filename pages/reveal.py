@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import streamlit as st
 
 from lmdemo.lab import guesses
-from lmdemo.lab.attention import clamp_index, default_query
+from lmdemo.lab.attention import default_query
 from lmdemo.lab.next_token import reshape, token_texts
 from lmdemo.lab.sampling import softmax
 from lmdemo.plots import attention as attention_plots
@@ -84,14 +84,6 @@ def reveal_button(text_file: str, round_id: str, shown: bool) -> None:
     else:
         st.button(ui.prose(text_file, "reveal-button"), key="reveal_show", type="primary",
                   on_click=_show, args=(round_id,), icon=":material/visibility:")
-
-
-def pick_index(widget, label: str, key: str, default: int, size: int, **kwargs) -> int:
-    """An index widget (a select box, a select slider) bound to the URL, its value (URL values
-    such as "10" or a label "10: it" included) kept in 0..size-1 first."""
-    raw = st.session_state.get(key, st.query_params.get(key, default))
-    st.session_state[key] = clamp_index(raw, default, size)
-    return widget(label, list(range(size)), key=key, **kwargs, **ui.URL)
 
 
 def new_round() -> None:
@@ -179,7 +171,7 @@ def attention(text_file: str, v, causal: bool, title: str, word: str) -> bool:
     if not switch(text_file):
         return False
     tx, n = ui.prose, len(v.tokens)
-    query = pick_index(st.selectbox, tx(text_file, "reveal-query"), QUERY, default_query(
+    query = ui.pick_index(st.selectbox, tx(text_file, "reveal-query"), QUERY, default_query(
         v.tokens, word), n, format_func=lambda i: f"{i}: {v.tokens[i]}")  # "it" where a token
     labels = key_labels(v.tokens)
     options = guesses.guessable_keys(n, query, causal)

@@ -491,6 +491,16 @@ def _page_id() -> str:
     return ctx.page_script_hash if ctx else ""
 
 
+def pick_index(widget, label: str, key: str, default: int, size: int, **kwargs) -> int:
+    """An index widget (a select box, a select slider) bound to the URL, its value (URL values
+    such as "10" or a label "10: it" included) kept in 0..size-1 first."""
+    from lmdemo.lab.attention import clamp_index
+
+    raw = st.session_state.get(key, st.query_params.get(key, default))
+    st.session_state[key] = clamp_index(raw, default, size)
+    return widget(label, list(range(size)), key=key, **kwargs, **URL)
+
+
 def warm_up(model_id: str, preview: Callable[[], None] | None = None) -> None:
     """Load a model before a page computes with it. While the first load runs, `preview` draws a
     precomputed example result (so the page shows something at once) under a spinner; the

@@ -55,3 +55,9 @@ def test_a_key_missing_in_chinese_falls_back_to_english():
     t = threading.Thread(target=run)
     t.start()
     t.join()
+
+
+def test_every_figure_module_keeps_its_words_in_a_table():
+    """So the parity test above covers every chart: a figure module without WORDS fails here."""
+    names = {m.__name__.rsplit(".", 1)[1] for m in MODULES} - {"common"}
+    assert names and names == {n.rsplit(".", 1)[1] for n, _ in TABLES}, names
