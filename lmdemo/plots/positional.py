@@ -38,6 +38,7 @@ WORDS = {
         "nearest-title": "Nearest-neighbour distance of each position",
         "nearest-y": "distance to the closest other position",
         "pos": "pos {p}", "pc": "PC{i} ({share:.0%} of variance)",
+        "pca-off": "position 0 lies off the chart at ({x:.2g}, {y:.2g}); the axes fit the others",
         "pca-title": "Positions on their first two principal axes",
         "unit-circle": "unit circle", "pair": "pair {pair}",
         "pair-title": "Pair {pair} turns by θ = {theta:.4g} rad per position",
@@ -76,6 +77,7 @@ WORDS = {
         "nearest-title": "每个位置到最近邻位置的距离",
         "nearest-y": "到最近的其他位置的距离",
         "pos": "位置 {p}", "pc": "PC{i}（占方差的 {share:.0%}）",
+        "pca-off": "位置 0 在图外 ({x:.2g}, {y:.2g})；坐标轴按其余位置缩放",
         "pca-title": "各位置在前两个主成分上的投影",
         "unit-circle": "单位圆", "pair": "第 {pair} 对",
         "pair-title": "第 {pair} 对每个位置转过 θ = {theta:.4g} 弧度",
@@ -225,8 +227,19 @@ def pca_path(coords: np.ndarray, ratios: np.ndarray, title: str) -> go.Figure:
         marker={"color": pos, "colorscale": "Viridis", "size": 6,
                 "colorbar": {"title": _w("position"), "thickness": 14}},
         line={"color": "rgba(120,120,120,0.4)"}))
-    return _layout(fig, title, _w("pc", i=1, share=ratios[0]), _w("pc", i=2, share=ratios[1]),
-                   460)
+    fig = _layout(fig, title, _w("pc", i=1, share=ratios[0]), _w("pc", i=2, share=ratios[1]),
+                  460)
+    rest = coords[1:, :2]
+    if len(rest) >= 2:  # position 0 of a learned table often sits far out and squashes the rest
+        lo, hi = rest.min(axis=0), rest.max(axis=0)
+        pad = (hi - lo) * 0.08 + 1e-9
+        if np.any(coords[0, :2] < lo - pad) or np.any(coords[0, :2] > hi + pad):
+            fig.update_xaxes(range=[lo[0] - pad[0], hi[0] + pad[0]])
+            fig.update_yaxes(range=[lo[1] - pad[1], hi[1] + pad[1]])
+            fig.add_annotation(text=_w("pca-off", x=coords[0, 0], y=coords[0, 1]), showarrow=False,
+                               xref="paper", yref="paper", x=0, y=1.02, xanchor="left",
+                               yanchor="bottom", font={"size": 12, "color": "#555"})
+    return fig
 
 
 def rotary_pair(path: np.ndarray, pair: int, theta: float) -> go.Figure:

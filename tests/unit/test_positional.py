@@ -402,3 +402,19 @@ def test_positional_chart_words_follow_the_language():
     assert heat.fig.layout.xaxis.title.text == "位置" and diag.fig.data[0].name == "平均相似度"
     english = plots.similarity_charts(pos.similarity_view("sinusoidal", "dot", 9, 4))[0]
     assert english.fig.layout.title.text == "dot similarity, sinusoidal"  # this thread: English
+
+
+def test_the_pca_path_is_not_squashed_by_an_outlying_position_0():
+    import numpy as np
+
+    from lmdemo.plots import positional as plots
+
+    coords = np.random.default_rng(0).normal(size=(50, 2))
+    coords[0] = [40.0, -30.0]  # as position 0 of a learned table often is
+    fig = plots.pca_path(coords, np.array([0.5, 0.2]), "t")
+    lo, hi = fig.layout.xaxis.range
+    assert lo <= coords[1:, 0].min() and hi >= coords[1:, 0].max() and hi < 40
+    assert "position 0 lies off the chart" in fig.layout.annotations[0].text
+    coords[0] = [0.1, 0.1]  # within the rest: the axes fit everything, no note
+    fig = plots.pca_path(coords, np.array([0.5, 0.2]), "t")
+    assert fig.layout.xaxis.range is None and not fig.layout.annotations
